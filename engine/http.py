@@ -1,0 +1,236 @@
+"""The HTTP client every plugin uses: limits, retries, error classes, redaction.
+
+Retries use :mod:`tenacity` (exponential backoff with jitter, bounded by tries
+*and* time, honouring ``Retry-After``); proactive limits use
+:class:`engine.ratelimit.OperationLimiter`. Plugins provide a small
+:class:`ErrorParser` to read their platform's error body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from engine.errors import (
+    APIError,
+    AuthError,
+    BadResponseError,
+    FatalAPIError,
+    RateLimited,
+    RetriableAPIError,
+)
+from engine.ratelimit import OperationLimiter
+from engine.redact import Redactor
+
+log = logging.getLogger("ordersync.http")
+
+ErrorParser = Callable[[httpx.Response], tuple[str | None, str]]
+"""Reads ``(code, message)`` from a platform's error response."""
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+
+
+def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
+    try:
+        data = response.json()
+    except ValueError:
+        return None, response.text[:200] or response.reason_phrase
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return first.get("code"), str(first.get("message", ""))
+        if "message" in data:
+            return data.get("code"), str(data["message"])
+    return None, str(data)[:200]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds or HTTP-date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass
+class RetryPolicy:
+    max_tries: int = 5
+    max_time: float = 120.0
+    initial: float = 0.5
+    max_wait: float = 30.0
+
+
+def json_body(response: httpx.Response, *, platform: str = "", operation: str = "") -> Any:
+    """Decode a JSON body or raise :class:`BadResponseError` naming what came back."""
+    ctype = response.headers.get("content-type", "")
+    if len(response.content) > MAX_BODY_BYTES:
+        raise BadResponseError(
+            f"response body of {len(response.content)} bytes exceeds the limit",
+            platform=platform,
+            operation=operation,
+            status=response.status_code,
+        )
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        kind = "an HTML page" if "html" in ctype or response.content.lstrip()[:1] == b"<" else "invalid JSON"
+        raise BadResponseError(
+            f"expected JSON, got {kind} ({exc.__class__.__name__}: {str(exc)[:80]})",
+            platform=platform,
+            operation=operation,
+            status=response.status_code,
+        ) from None
+
+
+class ApiClient:
+    """An ``httpx.AsyncClient`` wrapper with the engine's error semantics.
+
+    :param auth_headers: async callable returning auth headers for each try.
+    :param on_auth_failure: called once on 401/403 before a single retry
+        (e.g. drop a cached access token).
+    :param backoff_time: per-platform wait override for a retriable response.
+    :param on_response: sees every response (e.g. to adopt announced rate limits).
+    """
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        base_url: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: OperationLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+        auth_headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
+        on_auth_failure: Callable[[], None] | None = None,
+        error_parser: ErrorParser = default_error_parser,
+        backoff_time: Callable[[httpx.Response], float | None] | None = None,
+        on_response: Callable[[str, httpx.Response], None] | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.platform = platform
+        self.client = httpx.AsyncClient(
+            base_url=base_url, transport=transport, timeout=timeout, headers=headers
+        )
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.auth_headers = auth_headers
+        self.on_auth_failure = on_auth_failure
+        self.error_parser = error_parser
+        self.backoff_time = backoff_time
+        self.on_response = on_response
+        self.redactor = redactor or Redactor()
+        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def request(self, method: str, url: str, *, operation: str, **kwargs: Any) -> httpx.Response:
+        """Send with limits and retries; return a 2xx response or raise an :class:`APIError`."""
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            base = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.max_wait)(state)
+            if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
+                return min(max(exc.retry_after, 0.0), self.retry.max_wait)
+            return float(base)
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats["retries"] += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("retrying %s %s after %s", self.platform, operation, self.redactor(str(exc)))
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RetriableAPIError),
+            stop=stop_after_attempt(self.retry.max_tries) | stop_after_delay(self.retry.max_time),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(method, url, operation=operation, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, method: str, url: str, *, operation: str, **kwargs: Any) -> httpx.Response:
+        refreshed = False
+        while True:
+            if self.limiter is not None:
+                await self.limiter.acquire(operation)
+            headers = dict(kwargs.pop("headers", None) or {})
+            if self.auth_headers is not None:
+                headers.update(await self.auth_headers())
+            self.stats["requests"] += 1
+            try:
+                response = await self.client.request(method, url, headers=headers, **kwargs)
+            except httpx.TimeoutException as exc:
+                raise RetriableAPIError(
+                    f"timed out ({type(exc).__name__})", platform=self.platform, operation=operation
+                ) from None
+            except httpx.TransportError as exc:
+                raise RetriableAPIError(
+                    self.redactor(f"connection failed ({type(exc).__name__}: {exc})"),
+                    platform=self.platform,
+                    operation=operation,
+                ) from None
+            if self.on_response is not None:
+                self.on_response(operation, response)
+            if response.status_code in (401, 403) and self.on_auth_failure and not refreshed:
+                self.on_auth_failure()
+                refreshed = True
+                continue
+            self._raise_for_status(response, operation)
+            return response
+
+    def _raise_for_status(self, response: httpx.Response, operation: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        code, message = self.error_parser(response)
+        message = self.redactor(message)
+        kw: dict[str, Any] = {"platform": self.platform, "operation": operation, "status": status, "code": code}
+        override = self.backoff_time(response) if self.backoff_time else None
+        if status == 429:
+            self.stats["throttled"] += 1
+            retry_after = override if override is not None else parse_retry_after(response.headers.get("retry-after"))
+            raise RateLimited(message, retry_after=retry_after, **kw)
+        if status >= 500 or status == 408:
+            raise RetriableAPIError(message, retry_after=override, **kw)
+        if status in (401, 403):
+            raise AuthError(message, **kw)
+        raise FatalAPIError(message, **kw)
+
+
+__all__ = [
+    "APIError",
+    "ApiClient",
+    "ErrorParser",
+    "RetryPolicy",
+    "default_error_parser",
+    "json_body",
+    "parse_retry_after",
+]

@@ -1,0 +1,141 @@
+"""The connector contract every platform plugin implements.
+
+A marketplace (Amazon) and a shop (Shopify, WooCommerce, ...) each get one
+connector instance per connection. Connectors are async, know nothing about
+the scheduler or the state database, and speak only :mod:`engine.models`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from engine.models import (
+    CancelRequest,
+    CheckResult,
+    ItemResult,
+    Order,
+    ProductRef,
+    Shipment,
+    ShopChanges,
+    ShopOrderRef,
+    StockLevel,
+    StockPage,
+)
+
+
+@dataclass
+class ConnectorContext:
+    """What the engine hands a connector besides its settings.
+
+    ``transport`` lets tests, the demo and benchmarks route a connector's HTTP
+    to an in-process simulator (``httpx.ASGITransport``); ``None`` means the
+    network. ``time_scale`` speeds up client-side rate limiting to match a
+    simulator running with the same scale.
+    """
+
+    connection_id: str
+    transport: httpx.AsyncBaseTransport | None = None
+    time_scale: float = 1.0
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ordersync"))
+
+
+class Connector(ABC):
+    """Behaviour shared by both roles."""
+
+    settings_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, settings: BaseModel, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    @abstractmethod
+    async def check(self) -> CheckResult:
+        """Test the connection: credentials, reachability, configured scope."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Release HTTP clients and other resources."""
+
+
+class MarketplaceConnector(Connector):
+    """Amazon-like side: the source of orders and the target of stock."""
+
+    safety_margin: ClassVar[timedelta] = timedelta(minutes=2)
+    """How far behind "now" an order window must end (indexing lag)."""
+    default_lookback: ClassVar[timedelta] = timedelta(minutes=30)
+    """How much of the previous window is read again to catch late updates."""
+
+    @abstractmethod
+    def orders_updated(self, since: datetime, until: datetime) -> AsyncIterator[Order]:
+        """Yield every order last updated in ``[since, until)``, any order, all pages."""
+
+    @abstractmethod
+    async def get_order(self, marketplace_order_id: str) -> Order | None:
+        """Fetch one order again; ``None`` when it does not exist."""
+
+    @abstractmethod
+    async def allowed_carriers(self) -> frozenset[str]:
+        """Carrier codes the marketplace accepts in a shipment confirmation."""
+
+    @abstractmethod
+    async def confirm_shipment(self, order: Order, shipment: Shipment, carrier_code: str) -> None:
+        """Confirm one shipment (one package) with an allowed carrier code."""
+
+    @abstractmethod
+    async def shipment_confirmed(self, order: Order, shipment: Shipment) -> bool:
+        """Whether this shipment is already confirmed (used to reconcile after a crash)."""
+
+    @abstractmethod
+    async def cancel_orders(self, requests: Sequence[CancelRequest]) -> list[ItemResult]:
+        """Cancel orders as the seller, batched; one result per order id."""
+
+    @abstractmethod
+    async def push_stock(self, levels: Sequence[StockLevel]) -> list[ItemResult]:
+        """Set absolute quantities; one result per SKU, failures do not stop the rest."""
+
+
+class ShopConnector(Connector):
+    """Web-shop side: the target of orders, the source of shipments and stock."""
+
+    identification_attributes: ClassVar[frozenset[str]] = frozenset({"sku"})
+    """Values accepted for ``product_identification_attribute``."""
+
+    @abstractmethod
+    async def resolve_products(
+        self, attribute: str, skus: Sequence[str]
+    ) -> Mapping[str, ProductRef]:
+        """Map marketplace SKUs to shop products; unknown SKUs are left out."""
+
+    @abstractmethod
+    async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
+        """Find the shop order created for a marketplace order (idempotency lookup)."""
+
+    @abstractmethod
+    async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
+        """Create a paid order that carries ``order.marketplace_order_id`` as reference."""
+
+    @abstractmethod
+    async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
+        """Cancel a shop order because the marketplace cancelled it (idempotent)."""
+
+    @abstractmethod
+    async def changes_since(self, cursor: str | None) -> ShopChanges:
+        """One page of shipments and cancellations made since ``cursor``.
+
+        ``cursor=None`` starts from "now": history is not replayed.
+        """
+
+    @abstractmethod
+    async def stock_levels(self, attribute: str, cursor: str | None) -> StockPage:
+        """One page of stock keyed by the identification attribute.
+
+        ``cursor=None`` reads everything; the cursor returned with the last page
+        (``has_more=False``) resumes with only what changed since.
+        """
