@@ -71,6 +71,10 @@ class MarketplaceConnector(Connector):
     """How far behind "now" an order window must end (indexing lag)."""
     default_lookback: ClassVar[timedelta] = timedelta(minutes=30)
     """How much of the previous window is read again to catch late updates."""
+    carrier_codes: ClassVar[frozenset[str]] = frozenset()
+    """Carrier codes known up front (checked by ``config check``; empty: unchecked)."""
+    cancellation_reasons: ClassVar[frozenset[str]] = frozenset()
+    """Cancellation reason codes (checked by ``config check``; empty: unchecked)."""
 
     @abstractmethod
     def orders_updated(self, since: datetime, until: datetime) -> AsyncIterator[Order]:
@@ -80,9 +84,9 @@ class MarketplaceConnector(Connector):
     async def get_order(self, marketplace_order_id: str) -> Order | None:
         """Fetch one order again; ``None`` when it does not exist."""
 
-    @abstractmethod
     async def allowed_carriers(self) -> frozenset[str]:
         """Carrier codes the marketplace accepts in a shipment confirmation."""
+        return self.carrier_codes
 
     @abstractmethod
     async def confirm_shipment(self, order: Order, shipment: Shipment, carrier_code: str) -> None:
@@ -105,7 +109,15 @@ class ShopConnector(Connector):
     """Web-shop side: the target of orders, the source of shipments and stock."""
 
     identification_attributes: ClassVar[frozenset[str]] = frozenset({"sku"})
-    """Values accepted for ``product_identification_attribute``."""
+    """Values accepted for ``product_identification_attribute``; an entry ending
+    in ``:`` accepts any value with that prefix (e.g. ``metafield:``)."""
+
+    @classmethod
+    def accepts_attribute(cls, attribute: str) -> bool:
+        return any(
+            attribute == known or (known.endswith(":") and attribute.startswith(known) and len(attribute) > len(known))
+            for known in cls.identification_attributes
+        )
 
     @abstractmethod
     async def resolve_products(

@@ -1,0 +1,150 @@
+"""Ordered, named migrations of the state database (the llm pattern)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["connection_runtime"].create(
+        {
+            "connection_id": str,
+            "status": str,
+            "last_message": str,
+            "last_run_at": str,
+            "last_success_at": str,
+        },
+        pk="connection_id",
+    )
+    db["cursors"].create(
+        {"connection_id": str, "flow": str, "value": str, "updated_at": str},
+        pk=("connection_id", "flow"),
+    )
+    db["orders"].create(
+        {
+            "connection_id": str,
+            "order_id": str,
+            "marketplace_id": str,
+            "state": str,
+            "marketplace_status": str,
+            "purchased_at": str,
+            "marketplace_updated_at": str,
+            "total": str,
+            "currency": str,
+            "shop_order_id": str,
+            "shop_order_number": str,
+            "failure_reason": str,
+            "failure_message": str,
+            "quota_month": str,
+            "payload": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk=("connection_id", "order_id"),
+    )
+    db["orders"].create_index(["connection_id", "state"])
+    db["order_log"].create(
+        {
+            "id": int,
+            "connection_id": str,
+            "order_id": str,
+            "at": str,
+            "direction": str,
+            "action": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["order_log"].create_index(["connection_id", "order_id"])
+    db["outbox"].create(
+        {
+            "id": int,
+            "connection_id": str,
+            "kind": str,
+            "key": str,
+            "order_id": str,
+            "payload": str,
+            "state": str,
+            "attempts": int,
+            "failure_reason": str,
+            "last_error": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["connection_id", "kind", "key"], unique=True)
+    db["outbox"].create_index(["connection_id", "state"])
+    db["stock_pushed"].create(
+        {"connection_id": str, "sku": str, "quantity": int, "pushed_at": str},
+        pk=("connection_id", "sku"),
+    )
+    db["failures"].create(
+        {
+            "connection_id": str,
+            "kind": str,
+            "key": str,
+            "reason": str,
+            "message": str,
+            "attempts": int,
+            "first_at": str,
+            "last_at": str,
+        },
+        pk=("connection_id", "kind", "key"),
+    )
+    db["quota_usage"].create(
+        {"connection_id": str, "month": str, "used": int}, pk=("connection_id", "month")
+    )
+    db["leases"].create(
+        {
+            "connection_id": str,
+            "owner": str,
+            "host": str,
+            "pid": int,
+            "epoch": int,
+            "expires_at": float,
+        },
+        pk="connection_id",
+    )
+
+
+def apply(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``).
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "_migrations" not in db.table_names():
+            db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    applied = []
+    for name, fn in MIGRATIONS:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db["_migrations"].count_where("name = ?", [name]):
+                db.execute("COMMIT")
+                continue
+            fn(db)
+            db["_migrations"].insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

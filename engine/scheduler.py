@@ -1,0 +1,93 @@
+"""The daemon's scheduler: APScheduler 3.11, one job per (connection, flow).
+
+Jobs are rebuilt from the config at every start (memory job store); durable
+state lives in the state database. ``max_instances=1`` and ``coalesce`` keep a
+slow run from piling up; the misfire grace time is generous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.runner import Engine
+
+log = logging.getLogger("ordersync.scheduler")
+
+MISFIRE_GRACE_SECONDS = 15 * 60
+
+
+def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOScheduler:
+    """Schedule every enabled flow of every active connection.
+
+    :param cycles: stop the engine once every job has run this many times (demo, tests).
+    """
+    scheduler = AsyncIOScheduler(
+        timezone=UTC,
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
+    )
+    runs: Counter[str] = Counter()
+    job_ids: list[str] = []
+
+    async def job(connection_id: str, flow: str) -> None:
+        if engine.stop.is_set():
+            return
+        await engine.run_flow(connection_id, flow)
+        runs[f"{connection_id}:{flow}"] += 1
+        if cycles is not None and all(runs[j] >= cycles for j in job_ids):
+            engine.stop.set()
+
+    now = datetime.now(UTC)
+    for conn in engine.loaded.connections:
+        for flow in conn.flows():
+            job_id = f"{conn.id}:{flow}"
+            job_ids.append(job_id)
+            scheduler.add_job(
+                job,
+                "interval",
+                seconds=getattr(conn.schedule, flow),
+                args=[conn.id, flow],
+                id=job_id,
+                name=job_id,
+                next_run_time=now,
+                replace_existing=True,
+            )
+
+    def listener(event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("job %s missed its run time %s", event.job_id, event.scheduled_run_time)
+        elif event.exception is not None:
+            log.error("job %s raised %r", event.job_id, event.exception)
+
+    scheduler.add_listener(listener, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    if not job_ids and cycles is not None:
+        engine.stop.set()
+    return scheduler
+
+
+async def run_until_stopped(engine: Engine, *, cycles: int | None = None, grace: float = 30.0) -> None:
+    """Run the schedule until ``engine.stop`` is set, then let running flows checkpoint.
+
+    Flows check the stop event between orders and pages; anything still running
+    after ``grace`` seconds is cancelled (its intents are reconciled on restart).
+    """
+    scheduler = build_scheduler(engine, cycles=cycles)
+    scheduler.start()
+    try:
+        await engine.stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        pending = {t for t in engine.tasks if not t.done()}
+        if pending:
+            log.info("waiting for %d running flow(s) to checkpoint", len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        await engine.aclose()

@@ -1,0 +1,580 @@
+"""The state database: orders, intents (outbox), cursors, stock, quota, leases.
+
+Every external write is preceded by a committed intent in ``outbox``; after a
+crash an intent with ``attempts > 0`` is reconciled by looking the effect up on
+the other side before anything is sent again. A per-connection lease with a
+fencing epoch keeps two processes from syncing one connection at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from engine import migrations
+from engine.errors import LeaseLost
+from engine.models import Order
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _now() -> str:
+    return utcnow().isoformat()
+
+
+class OrderState(StrEnum):
+    """Where an Amazon order stands in ordersync."""
+
+    PENDING = "pending"
+    """Not yet paid on the marketplace: stored, not imported (stock reserved)."""
+    QUEUED = "queued"
+    """Importable; created in the shop at the next import step."""
+    HELD = "held"
+    """Over the month's order quota; imported once the quota allows."""
+    FAILED = "failed"
+    """Could not be imported (typed reason); ``ordersync retry`` tries again."""
+    SKIPPED = "skipped"
+    """Fulfilled by the marketplace and not imported by configuration."""
+    IMPORT_INTENDED = "import_intended"
+    IMPORTED = "imported"
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    CANCEL_IN_SHOP_INTENDED = "cancel_in_shop_intended"
+    CANCEL_ON_MARKETPLACE_INTENDED = "cancel_on_marketplace_intended"
+    CANCELLED = "cancelled"
+
+
+NOT_IN_SHOP = frozenset({OrderState.PENDING, OrderState.QUEUED, OrderState.HELD, OrderState.FAILED, OrderState.SKIPPED})
+IN_SHOP = frozenset(
+    {
+        OrderState.IMPORTED,
+        OrderState.PARTIALLY_SHIPPED,
+        OrderState.SHIPPED,
+        OrderState.CANCEL_IN_SHOP_INTENDED,
+        OrderState.CANCEL_ON_MARKETPLACE_INTENDED,
+    }
+)
+
+
+class IntentKind(StrEnum):
+    IMPORT = "import"
+    CANCEL_IN_SHOP = "cancel_in_shop"
+    CONFIRM_SHIPMENT = "confirm_shipment"
+    CANCEL_ON_MARKETPLACE = "cancel_on_marketplace"
+
+
+class IntentState(StrEnum):
+    PENDING = "pending"
+    """Committed, maybe attempted before (``attempts``), not known to be done."""
+    DONE = "done"
+    FAILED = "failed"
+    """Rejected for good; waits for ``ordersync retry``."""
+
+
+@dataclass
+class Intent:
+    id: int
+    connection_id: str
+    kind: IntentKind
+    key: str
+    order_id: str
+    payload: dict[str, Any]
+    state: IntentState
+    attempts: int
+    failure_reason: str | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Intent:
+        return cls(
+            id=row["id"],
+            connection_id=row["connection_id"],
+            kind=IntentKind(row["kind"]),
+            key=row["key"],
+            order_id=row["order_id"],
+            payload=json.loads(row["payload"] or "{}"),
+            state=IntentState(row["state"]),
+            attempts=row["attempts"],
+            failure_reason=row["failure_reason"],
+            last_error=row["last_error"],
+        )
+
+
+@dataclass
+class Lease:
+    connection_id: str
+    owner: str
+    epoch: int
+
+
+@dataclass
+class OrderRecord:
+    connection_id: str
+    order_id: str
+    state: OrderState
+    order: Order
+    shop_order_id: str | None
+    shop_order_number: str | None
+    failure_reason: str | None
+    failure_message: str | None
+    quota_month: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> OrderRecord:
+        return cls(
+            connection_id=row["connection_id"],
+            order_id=row["order_id"],
+            state=OrderState(row["state"]),
+            order=Order.model_validate_json(row["payload"]),
+            shop_order_id=row["shop_order_id"],
+            shop_order_number=row["shop_order_number"],
+            failure_reason=row["failure_reason"],
+            failure_message=row["failure_message"],
+            quota_month=row["quota_month"],
+        )
+
+
+def default_state_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ordersync")) / "state.db"
+
+
+class StateStore:
+    """All durable state, in one SQLite file (WAL mode, autocommit + explicit transactions)."""
+
+    def __init__(self, path: str | Path, *, owner: str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self.db = sqlite_utils.Database(conn)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.owner = owner or f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self._depth = 0
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction (nested calls join the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.db
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+    # -- leases ---------------------------------------------------------------
+
+    def acquire_lease(self, connection_id: str, ttl: float = 600.0) -> Lease | None:
+        """Take the connection's lease, or ``None`` while another live process holds it.
+
+        A holder on this host whose process is gone is taken over at once.
+        """
+        with self.transaction() as db:
+            rows = list(db["leases"].rows_where("connection_id = ?", [connection_id]))
+            now = time.time()
+            epoch = 1
+            if rows:
+                row = rows[0]
+                epoch = row["epoch"] + 1
+                held = row["owner"] != self.owner and row["expires_at"] > now
+                if held and not self._holder_dead(row):
+                    return None
+            db["leases"].upsert(
+                {
+                    "connection_id": connection_id,
+                    "owner": self.owner,
+                    "host": self.host,
+                    "pid": self.pid,
+                    "epoch": epoch,
+                    "expires_at": now + ttl,
+                },
+                pk="connection_id",
+            )
+        return Lease(connection_id=connection_id, owner=self.owner, epoch=epoch)
+
+    def _holder_dead(self, row: dict[str, Any]) -> bool:
+        if row["host"] != self.host or row["pid"] == self.pid:
+            return False
+        try:
+            os.kill(row["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def check_lease(self, lease: Lease, ttl: float = 600.0) -> None:
+        """Fence: raise :class:`LeaseLost` unless ``lease`` is still current; extend it."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE leases SET expires_at = ? WHERE connection_id = ? AND owner = ? AND epoch = ?",
+                [time.time() + ttl, lease.connection_id, lease.owner, lease.epoch],
+            )
+            if cursor.rowcount != 1:
+                raise LeaseLost(f"connection {lease.connection_id}: lease taken over by another process")
+
+    def release_lease(self, lease: Lease) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE leases SET expires_at = 0 WHERE connection_id = ? AND owner = ? AND epoch = ?",
+                [lease.connection_id, lease.owner, lease.epoch],
+            )
+
+    # -- connection runtime ----------------------------------------------------
+
+    def set_status(self, connection_id: str, status: str, message: str, *, success: bool) -> None:
+        now = _now()
+        row: dict[str, Any] = {
+            "connection_id": connection_id,
+            "status": status,
+            "last_message": message,
+            "last_run_at": now,
+        }
+        if success:
+            row["last_success_at"] = now
+        with self.transaction() as db:
+            db["connection_runtime"].upsert(row, pk="connection_id")
+
+    def runtime(self, connection_id: str) -> dict[str, Any]:
+        rows = list(self.db["connection_runtime"].rows_where("connection_id = ?", [connection_id]))
+        return rows[0] if rows else {}
+
+    # -- cursors ---------------------------------------------------------------
+
+    def get_cursor(self, connection_id: str, flow: str) -> str | None:
+        rows = list(
+            self.db["cursors"].rows_where("connection_id = ? AND flow = ?", [connection_id, flow])
+        )
+        return rows[0]["value"] if rows else None
+
+    def set_cursor(self, connection_id: str, flow: str, value: str | None) -> None:
+        with self.transaction() as db:
+            db["cursors"].upsert(
+                {"connection_id": connection_id, "flow": flow, "value": value, "updated_at": _now()},
+                pk=("connection_id", "flow"),
+            )
+
+    # -- orders ----------------------------------------------------------------
+
+    def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
+        rows = list(
+            self.db["orders"].rows_where("connection_id = ? AND order_id = ?", [connection_id, order_id])
+        )
+        return OrderRecord.from_row(rows[0]) if rows else None
+
+    def save_order(self, connection_id: str, order: Order, state: OrderState, **fields: Any) -> None:
+        """Insert or update an order's payload and state (plus any column in ``fields``)."""
+        now = _now()
+        row: dict[str, Any] = {
+            "connection_id": connection_id,
+            "order_id": order.marketplace_order_id,
+            "marketplace_id": order.marketplace_id,
+            "state": state.value,
+            "marketplace_status": order.status.value,
+            "purchased_at": order.purchased_at.isoformat(),
+            "marketplace_updated_at": order.updated_at.isoformat(),
+            "total": str(order.total.amount),
+            "currency": order.currency,
+            "payload": order.model_dump_json(),
+            "updated_at": now,
+            **fields,
+        }
+        with self.transaction() as db:
+            exists = db["orders"].count_where(
+                "connection_id = ? AND order_id = ?", [connection_id, order.marketplace_order_id]
+            )
+            if exists:
+                db["orders"].update((connection_id, order.marketplace_order_id), row)
+            else:
+                db["orders"].insert({**row, "created_at": now})
+
+    def set_order_state(self, connection_id: str, order_id: str, state: OrderState, **fields: Any) -> None:
+        with self.transaction() as db:
+            db["orders"].update(
+                (connection_id, order_id), {"state": state.value, "updated_at": _now(), **fields}
+            )
+
+    def list_orders(
+        self,
+        connection_id: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        where, args = [], []
+        if connection_id:
+            where.append("connection_id = ?")
+            args.append(connection_id)
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        rows = self.db["orders"].rows_where(
+            " AND ".join(where) or None,
+            args,
+            order_by="purchased_at",
+            limit=limit,
+            select="connection_id, order_id, marketplace_id, state, marketplace_status, purchased_at, "
+            "total, currency, shop_order_id, shop_order_number, failure_reason, failure_message, quota_month",
+        )
+        return list(rows)
+
+    def orders_in_states(self, connection_id: str, states: frozenset[OrderState]) -> list[OrderRecord]:
+        marks = ",".join("?" for _ in states)
+        rows = self.db["orders"].rows_where(
+            f"connection_id = ? AND state IN ({marks})",
+            [connection_id, *[s.value for s in states]],
+            order_by="purchased_at",
+        )
+        return [OrderRecord.from_row(r) for r in rows]
+
+    def log(self, connection_id: str, order_id: str, direction: str, action: str, detail: str = "") -> None:
+        """Append to an order's log. ``direction`` is ``amazon->shop``, ``shop->amazon`` or ``local``."""
+        with self.transaction() as db:
+            db["order_log"].insert(
+                {
+                    "connection_id": connection_id,
+                    "order_id": order_id,
+                    "at": _now(),
+                    "direction": direction,
+                    "action": action,
+                    "detail": detail,
+                }
+            )
+
+    def order_log(self, connection_id: str, order_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.db["order_log"].rows_where(
+                "connection_id = ? AND order_id = ?", [connection_id, order_id], order_by="id"
+            )
+        )
+
+    # -- intents (outbox) ----------------------------------------------------------
+
+    def add_intent(
+        self, connection_id: str, kind: IntentKind, key: str, order_id: str, payload: dict[str, Any]
+    ) -> bool:
+        """Record an intent once per ``(connection, kind, key)``; ``False`` if it already exists."""
+        now = _now()
+        with self.transaction() as db:
+            if db["outbox"].count_where(
+                "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind.value, key]
+            ):
+                return False
+            db["outbox"].insert(
+                {
+                    "connection_id": connection_id,
+                    "kind": kind.value,
+                    "key": key,
+                    "order_id": order_id,
+                    "payload": json.dumps(payload, default=str),
+                    "state": IntentState.PENDING.value,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        return True
+
+    def upsert_intent(
+        self, connection_id: str, kind: IntentKind, key: str, order_id: str, payload: dict[str, Any]
+    ) -> IntentState:
+        """Record an intent, or re-open a failed one with a new payload; return its state.
+
+        A done intent is left alone (its effect exists); ``attempts`` is kept so a
+        re-opened intent is still reconciled before it is sent again.
+        """
+        with self.transaction() as db:
+            existing = self.intent(connection_id, kind, key)
+            if existing is None:
+                self.add_intent(connection_id, kind, key, order_id, payload)
+                return IntentState.PENDING
+            if existing.state is IntentState.DONE:
+                return IntentState.DONE
+            db["outbox"].update(
+                existing.id,
+                {
+                    "payload": json.dumps(payload, default=str),
+                    "state": IntentState.PENDING.value,
+                    "failure_reason": None,
+                    "updated_at": _now(),
+                },
+            )
+            return IntentState.PENDING
+
+    def intents(
+        self, connection_id: str, kind: IntentKind | None = None, state: IntentState | None = IntentState.PENDING
+    ) -> list[Intent]:
+        where, args = ["connection_id = ?"], [connection_id]
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind.value)
+        if state is not None:
+            where.append("state = ?")
+            args.append(state.value)
+        rows = self.db["outbox"].rows_where(" AND ".join(where), args, order_by="id")
+        return [Intent.from_row(r) for r in rows]
+
+    def intent(self, connection_id: str, kind: IntentKind, key: str) -> Intent | None:
+        rows = list(
+            self.db["outbox"].rows_where(
+                "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind.value, key]
+            )
+        )
+        return Intent.from_row(rows[0]) if rows else None
+
+    def begin_attempt(self, intent: Intent, lease: Lease | None) -> None:
+        """Commit ``attempts += 1`` before the external call (fenced by the lease)."""
+        with self.transaction() as db:
+            if lease is not None:
+                self.check_lease(lease)
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                [_now(), intent.id],
+            )
+        intent.attempts += 1
+
+    def finish_intent(self, intent: Intent, state: IntentState, *, reason: str | None = None, error: str | None = None) -> None:
+        with self.transaction() as db:
+            db["outbox"].update(
+                intent.id,
+                {"state": state.value, "failure_reason": reason, "last_error": error, "updated_at": _now()},
+            )
+        intent.state = state
+
+    def note_intent_error(self, intent: Intent, error: str) -> None:
+        with self.transaction() as db:
+            db["outbox"].update(intent.id, {"last_error": error, "updated_at": _now()})
+
+    def retry_failed(self, connection_id: str | None = None) -> dict[str, int]:
+        """Move failed intents and orders back to pending; return counts."""
+        counts = {"intents": 0, "orders": 0, "failures": 0}
+        where = "state = ?" + (" AND connection_id = ?" if connection_id else "")
+        args: list[Any] = [IntentState.FAILED.value] + ([connection_id] if connection_id else [])
+        with self.transaction() as db:
+            counts["intents"] = db.execute(
+                f"UPDATE outbox SET state = 'pending', failure_reason = NULL WHERE {where}", args
+            ).rowcount
+            ow = "state = ?" + (" AND connection_id = ?" if connection_id else "")
+            oargs: list[Any] = [OrderState.FAILED.value] + ([connection_id] if connection_id else [])
+            counts["orders"] = db.execute(
+                f"UPDATE orders SET state = 'queued', failure_reason = NULL, failure_message = NULL "
+                f"WHERE {ow}",
+                oargs,
+            ).rowcount
+            fw = "1 = 1" + (" AND connection_id = ?" if connection_id else "")
+            counts["failures"] = db.execute(
+                f"DELETE FROM failures WHERE {fw}", [connection_id] if connection_id else []
+            ).rowcount
+        return counts
+
+    # -- failures --------------------------------------------------------------
+
+    def record_failure(self, connection_id: str, kind: str, key: str, reason: str, message: str) -> None:
+        now = _now()
+        with self.transaction() as db:
+            existing = list(
+                db["failures"].rows_where(
+                    "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind, key]
+                )
+            )
+            attempts = existing[0]["attempts"] + 1 if existing else 1
+            first = existing[0]["first_at"] if existing else now
+            db["failures"].upsert(
+                {
+                    "connection_id": connection_id,
+                    "kind": kind,
+                    "key": key,
+                    "reason": reason,
+                    "message": message,
+                    "attempts": attempts,
+                    "first_at": first,
+                    "last_at": now,
+                },
+                pk=("connection_id", "kind", "key"),
+            )
+
+    def clear_failure(self, connection_id: str, kind: str, key: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM failures WHERE connection_id = ? AND kind = ? AND key = ?",
+                [connection_id, kind, key],
+            )
+
+    def failures(self, connection_id: str | None = None) -> list[dict[str, Any]]:
+        if connection_id:
+            return list(self.db["failures"].rows_where("connection_id = ?", [connection_id]))
+        return list(self.db["failures"].rows)
+
+    # -- stock -----------------------------------------------------------------
+
+    def pushed_stock(self, connection_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT sku, quantity FROM stock_pushed WHERE connection_id = ?", [connection_id]
+        ).fetchall()
+        return {sku: qty for sku, qty in rows}
+
+    def record_pushed(self, connection_id: str, quantities: dict[str, int]) -> None:
+        now = _now()
+        with self.transaction() as db:
+            db["stock_pushed"].upsert_all(
+                [
+                    {"connection_id": connection_id, "sku": sku, "quantity": qty, "pushed_at": now}
+                    for sku, qty in quantities.items()
+                ],
+                pk=("connection_id", "sku"),
+            )
+
+    # -- quota -----------------------------------------------------------------
+
+    def quota_used(self, connection_id: str, month: str) -> int:
+        rows = list(
+            self.db["quota_usage"].rows_where("connection_id = ? AND month = ?", [connection_id, month])
+        )
+        return int(rows[0]["used"]) if rows else 0
+
+    def consume_quota(self, connection_id: str, month: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO quota_usage (connection_id, month, used) VALUES (?, ?, 1) "
+                "ON CONFLICT(connection_id, month) DO UPDATE SET used = used + 1",
+                [connection_id, month],
+            )
+
+    def counts_by_state(self, connection_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT state, COUNT(*) FROM orders WHERE connection_id = ? GROUP BY state", [connection_id]
+        ).fetchall()
+        return {state: n for state, n in rows}

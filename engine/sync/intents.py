@@ -1,0 +1,54 @@
+"""Executing intents: reconcile first when an earlier attempt may have landed."""
+
+from __future__ import annotations
+
+from engine.errors import APIError, FailureReason, FatalAPIError, ItemError, RetriableAPIError
+from engine.state import Intent, IntentState, OrderState
+from engine.sync.context import FlowReport, SyncContext
+
+
+def fail_item(
+    ctx: SyncContext,
+    kind: str,
+    key: str,
+    reason: FailureReason | str,
+    message: str,
+    *,
+    order_id: str | None = None,
+    intent: Intent | None = None,
+) -> None:
+    """Record a typed, retryable failure and tell notifier plugins."""
+    reason_value = reason.value if isinstance(reason, FailureReason) else reason
+    with ctx.store.transaction():
+        ctx.store.record_failure(ctx.cid, kind, key, reason_value, message)
+        if intent is not None:
+            ctx.store.finish_intent(intent, IntentState.FAILED, reason=reason_value, error=message)
+        if order_id is not None and kind == "order":
+            ctx.store.set_order_state(
+                ctx.cid, order_id, OrderState.FAILED, failure_reason=reason_value, failure_message=message
+            )
+        if order_id is not None:
+            ctx.store.log(ctx.cid, order_id, "local", f"{kind} failed", f"{reason_value}: {message}")
+    ctx.log.warning("%s %s %s failed: %s: %s", ctx.cid, kind, key, reason_value, message)
+    ctx.hooks.item_failed(connection_id=ctx.cid, kind=kind, key=key, reason=reason_value, message=message)
+
+
+def classify(exc: Exception) -> tuple[bool, FailureReason, str]:
+    """``(retriable, reason, message)`` for an exception raised by a connector."""
+    if isinstance(exc, ItemError):
+        return False, exc.reason, exc.message
+    if isinstance(exc, RetriableAPIError):
+        return True, exc.reason, str(exc)
+    if isinstance(exc, FatalAPIError):
+        return False, exc.reason, str(exc)
+    if isinstance(exc, APIError):
+        return False, exc.reason, str(exc)
+    return False, FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def retry_later(ctx: SyncContext, intent: Intent, report: FlowReport, exc: Exception) -> None:
+    message = str(exc)
+    ctx.store.note_intent_error(intent, message)
+    report.errors.append(message)
+    report.add("retry later")
+    ctx.log.info("%s %s %s will be retried: %s", ctx.cid, intent.kind.value, intent.key, message)

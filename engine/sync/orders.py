@@ -1,0 +1,298 @@
+"""Orders, marketplace → shop.
+
+1. Read every order updated in ``[cursor − lookback, now − safety margin)`` and
+   store it (deduplicated by order id). The cursor moves to the window's end
+   only after the whole window is committed to the state database.
+2. Marketplace cancellations cancel the shop order (an intent).
+3. Queued orders are imported: products resolved, quota checked, an intent
+   committed, the shop searched for the order, and only then created.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from engine.errors import FailureReason, LeaseLost
+from engine.models import FulfillmentChannel, Order, OrderStatus, ProductRef
+from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderRecord, OrderState
+from engine.sync.context import FlowReport, SyncContext
+from engine.sync.intents import classify, fail_item, retry_later
+
+FLOW = "orders"
+RESOLVE_BATCH = 50
+
+
+def order_window(ctx: SyncContext) -> tuple[datetime, datetime]:
+    """The ``[since, until)`` window to read now."""
+    now = ctx.now()
+    until = now - ctx.marketplace.safety_margin
+    cursor = ctx.store.get_cursor(ctx.cid, FLOW)
+    if cursor is None:
+        start = ctx.connection.start_date
+        since = datetime.combine(start, time(), tzinfo=UTC) if start else now - timedelta(days=1)
+    else:
+        minutes = ctx.connection.lookback_minutes
+        lookback = timedelta(minutes=minutes) if minutes is not None else ctx.marketplace.default_lookback
+        since = datetime.fromisoformat(cursor) - lookback
+    return since, until
+
+
+async def run_orders(ctx: SyncContext) -> FlowReport:
+    report = FlowReport(FLOW)
+    since, until = order_window(ctx)
+    if until > since:
+        complete = True
+        async for order in ctx.marketplace.orders_updated(since, until):
+            ingest(ctx, order, report)
+            if ctx.stop.is_set():
+                complete = False
+                break
+        if complete:
+            ctx.fence()
+            ctx.store.set_cursor(ctx.cid, FLOW, until.isoformat())
+    if not ctx.stop.is_set():
+        await import_queued(ctx, report)
+    if not ctx.stop.is_set():
+        await run_shop_cancellations(ctx, report)
+    return report
+
+
+def _state_for_new(ctx: SyncContext, order: Order) -> tuple[OrderState, str]:
+    if order.fulfillment_channel is FulfillmentChannel.MARKETPLACE and not (
+        ctx.connection.import_marketplace_fulfilled
+    ):
+        return OrderState.SKIPPED, "fulfilled by the marketplace; not imported (import_marketplace_fulfilled)"
+    if order.status is OrderStatus.PENDING:
+        return OrderState.PENDING, "pending payment; imported once the marketplace releases it"
+    if order.status is OrderStatus.CANCELLED:
+        return OrderState.CANCELLED, "cancelled on the marketplace before import"
+    if order.status is OrderStatus.UNFULFILLABLE:
+        return OrderState.SKIPPED, "unfulfillable"
+    return OrderState.QUEUED, "queued for import"
+
+
+def ingest(ctx: SyncContext, order: Order, report: FlowReport) -> None:
+    """Store one order read from the marketplace and decide what it needs."""
+    store, cid, oid = ctx.store, ctx.cid, order.marketplace_order_id
+    record = store.get_order(cid, oid)
+    with store.transaction():
+        if record is None:
+            state, why = _state_for_new(ctx, order)
+            store.save_order(cid, order, state)
+            store.log(cid, oid, "amazon->shop", "received", f"{order.status.value}; {why}")
+            report.add("received")
+            _note_buyer_cancel_request(ctx, None, order)
+            return
+        if order.updated_at < record.order.updated_at:
+            return  # an older copy from the lookback window
+        _note_buyer_cancel_request(ctx, record, order)
+        state = record.state
+        if order.status is OrderStatus.CANCELLED:
+            state = _on_marketplace_cancel(ctx, record, order, report)
+        elif state is OrderState.PENDING and order.importable:
+            state = OrderState.QUEUED
+            store.log(cid, oid, "amazon->shop", "released", f"now {order.status.value}; queued for import")
+            report.add("released")
+        store.save_order(cid, order, state)
+
+
+def _note_buyer_cancel_request(ctx: SyncContext, record: OrderRecord | None, order: Order) -> None:
+    if order.cancellation_requested and not (record and record.order.cancellation_requested):
+        ctx.store.log(
+            ctx.cid,
+            order.marketplace_order_id,
+            "amazon->shop",
+            "buyer requested cancellation",
+            "cancel it in the shop to confirm, or ship it to decline",
+        )
+
+
+def _on_marketplace_cancel(
+    ctx: SyncContext, record: OrderRecord, order: Order, report: FlowReport
+) -> OrderState:
+    store, cid, oid = ctx.store, ctx.cid, order.marketplace_order_id
+    state = record.state
+    if state is OrderState.CANCELLED or state is OrderState.CANCEL_IN_SHOP_INTENDED:
+        return state
+    if state is OrderState.CANCEL_ON_MARKETPLACE_INTENDED:
+        intent = store.intent(cid, IntentKind.CANCEL_ON_MARKETPLACE, oid)
+        if intent is not None and intent.state is not IntentState.DONE:
+            store.finish_intent(intent, IntentState.DONE)
+        store.log(cid, oid, "amazon->shop", "cancellation confirmed", "the marketplace shows it cancelled")
+        return OrderState.CANCELLED
+    if state in IN_SHOP or state is OrderState.IMPORT_INTENDED:
+        store.add_intent(cid, IntentKind.CANCEL_IN_SHOP, oid, oid, {})
+        store.log(cid, oid, "amazon->shop", "cancel intended", "cancelled on the marketplace")
+        report.add("cancellations received")
+        return OrderState.CANCEL_IN_SHOP_INTENDED if state is not OrderState.IMPORT_INTENDED else state
+    store.log(cid, oid, "amazon->shop", "cancelled", "cancelled on the marketplace before import")
+    report.add("cancelled before import")
+    return OrderState.CANCELLED
+
+
+def _month(ctx: SyncContext) -> str:
+    return ctx.now().strftime("%Y-%m")
+
+
+def _validate(order: Order) -> tuple[FailureReason, str] | None:
+    if order.shipping_address is None:
+        return FailureReason.INVALID_ADDRESS, f"order {order.marketplace_order_id} has no shipping address"
+    missing = order.shipping_address.missing_for_shipping()
+    if missing:
+        return (
+            FailureReason.INVALID_ADDRESS,
+            f"order {order.marketplace_order_id}: shipping address lacks {', '.join(missing)}",
+        )
+    if not order.lines:
+        return FailureReason.INVALID_ORDER, f"order {order.marketplace_order_id} has no lines"
+    return None
+
+
+async def _resolve(ctx: SyncContext, skus: set[str]) -> dict[str, ProductRef]:
+    attribute = ctx.connection.product_identification_attribute
+    found: dict[str, ProductRef] = {}
+    ordered = sorted(skus)
+    for start in range(0, len(ordered), RESOLVE_BATCH):
+        chunk = ordered[start : start + RESOLVE_BATCH]
+        found.update(await ctx.shop.resolve_products(attribute, chunk))
+    return found
+
+
+async def import_queued(ctx: SyncContext, report: FlowReport) -> None:
+    """Turn queued (and quota-held) orders into import intents, then execute them."""
+    store, cid = ctx.store, ctx.cid
+    candidates = store.orders_in_states(cid, frozenset({OrderState.QUEUED, OrderState.HELD}))
+    limit = ctx.connection.orders_per_month
+    month = _month(ctx)
+    in_flight = len(store.intents(cid, IntentKind.IMPORT, IntentState.PENDING))
+    used = store.quota_used(cid, month) + in_flight
+    ready: list[OrderRecord] = []
+    for record in candidates:
+        if limit is not None and used >= limit:
+            if record.state is not OrderState.HELD:
+                store.set_order_state(cid, record.order_id, OrderState.HELD, quota_month=month)
+                store.log(cid, record.order_id, "local", "held", f"order quota {limit}/month reached for {month}")
+                report.add("held")
+            continue
+        invalid = _validate(record.order)
+        if invalid:
+            fail_item(ctx, "order", record.order_id, invalid[0], invalid[1], order_id=record.order_id)
+            report.add("failed")
+            continue
+        ready.append(record)
+        used += 1
+    if ready:
+        skus = {line.sku for record in ready for line in record.order.lines}
+        products = await _resolve(ctx, skus)
+        for record in ready:
+            unknown = sorted({line.sku for line in record.order.lines} - set(products))
+            if unknown:
+                attr = ctx.connection.product_identification_attribute
+                fail_item(
+                    ctx,
+                    "order",
+                    record.order_id,
+                    FailureReason.UNKNOWN_SKU,
+                    f"order {record.order_id}: no shop product has {attr} = "
+                    + ", ".join(repr(s) for s in unknown),
+                    order_id=record.order_id,
+                )
+                report.add("failed")
+                continue
+            payload = {
+                "products": {
+                    line.sku: products[line.sku].model_dump(mode="json") for line in record.order.lines
+                }
+            }
+            with store.transaction():
+                ctx.fence()
+                status = store.upsert_intent(cid, IntentKind.IMPORT, record.order_id, record.order_id, payload)
+                if status is IntentState.DONE:  # already in the shop (a retried, stale failure)
+                    store.set_order_state(cid, record.order_id, OrderState.IMPORTED)
+                    continue
+                store.set_order_state(cid, record.order_id, OrderState.IMPORT_INTENDED, quota_month=month)
+                store.clear_failure(cid, "order", record.order_id)
+    for intent in store.intents(cid, IntentKind.IMPORT, IntentState.PENDING):
+        if ctx.stop.is_set():
+            return
+        await execute_import(ctx, intent, report)
+
+
+async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -> None:
+    store, cid, oid = ctx.store, ctx.cid, intent.order_id
+    record = store.get_order(cid, oid)
+    if record is None:  # pragma: no cover - intents are only written for stored orders
+        store.finish_intent(intent, IntentState.FAILED, reason="internal", error="order missing")
+        return
+    products = {sku: ProductRef.model_validate(p) for sku, p in intent.payload["products"].items()}
+    store.begin_attempt(intent, ctx.lease)
+    try:
+        ref = await ctx.shop.find_order(oid)
+        found = ref is not None
+        if ref is None:
+            ref = await ctx.shop.create_order(record.order, products)
+    except LeaseLost:
+        raise
+    except Exception as exc:  # noqa: BLE001 - sorted by classify()
+        retriable, reason, message = classify(exc)
+        if retriable:
+            retry_later(ctx, intent, report, exc)
+            return
+        fail_item(ctx, "order", oid, FailureReason.SHOP_REJECTED if reason is FailureReason.UNAVAILABLE else reason,
+                  message, order_id=oid, intent=intent)
+        report.add("failed")
+        return
+    cancel_pending = store.intent(cid, IntentKind.CANCEL_IN_SHOP, oid)
+    next_state = (
+        OrderState.CANCEL_IN_SHOP_INTENDED
+        if cancel_pending is not None and cancel_pending.state is IntentState.PENDING
+        else OrderState.IMPORTED
+    )
+    with store.transaction():
+        store.finish_intent(intent, IntentState.DONE)
+        store.set_order_state(
+            cid, oid, next_state, shop_order_id=ref.id, shop_order_number=ref.number
+        )
+        store.consume_quota(cid, _month(ctx))
+        detail = f"shop order {ref.number or ref.id}" + (" (found after an earlier attempt)" if found else "")
+        store.log(cid, oid, "amazon->shop", "imported", detail)
+    report.add("imported")
+    ctx.hooks.order_imported(connection_id=cid, order=record.order, shop_ref=ref)
+
+
+async def run_shop_cancellations(ctx: SyncContext, report: FlowReport) -> None:
+    """Cancel in the shop the orders the marketplace cancelled."""
+    store, cid = ctx.store, ctx.cid
+    for intent in store.intents(cid, IntentKind.CANCEL_IN_SHOP, IntentState.PENDING):
+        if ctx.stop.is_set():
+            return
+        record = store.get_order(cid, intent.order_id)
+        if record is None:  # pragma: no cover
+            continue
+        if record.state is OrderState.IMPORT_INTENDED:
+            continue  # wait until the import intent resolves
+        store.begin_attempt(intent, ctx.lease)
+        try:
+            ref = await ctx.shop.find_order(intent.order_id)
+            if ref is not None and not ref.cancelled:
+                await ctx.shop.cancel_order(ref, record.order)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            retriable, reason, message = classify(exc)
+            if retriable:
+                retry_later(ctx, intent, report, exc)
+            else:
+                fail_item(ctx, "cancellation", intent.order_id, reason, message, order_id=intent.order_id, intent=intent)
+            continue
+        with store.transaction():
+            store.finish_intent(intent, IntentState.DONE)
+            store.set_order_state(cid, intent.order_id, OrderState.CANCELLED)
+            store.log(
+                cid,
+                intent.order_id,
+                "amazon->shop",
+                "cancelled in shop" if ref is not None else "cancelled",
+                f"shop order {ref.number or ref.id}" if ref is not None else "never reached the shop",
+            )
+        report.add("cancelled in shop")

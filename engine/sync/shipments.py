@@ -1,0 +1,205 @@
+"""Shipments and cancellations, shop → marketplace.
+
+Shop events are read page by page since the shop cursor; each page's intents
+and the new cursor are committed in one transaction. Intents are then executed:
+an earlier attempt is reconciled by asking the marketplace first.
+"""
+
+from __future__ import annotations
+
+from engine.errors import FailureReason, LeaseLost
+from engine.models import CancelRequest, Cancellation, OrderStatus, Shipment
+from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderState
+from engine.sync.carriers import map_carrier
+from engine.sync.context import FlowReport, SyncContext
+from engine.sync.intents import classify, fail_item, retry_later
+
+FLOW = "shipments"
+CANCEL_BATCH = 100
+
+
+async def run_shipments(ctx: SyncContext) -> FlowReport:
+    report = FlowReport(FLOW)
+    await read_shop_changes(ctx, report)
+    if not ctx.stop.is_set():
+        await confirm_shipments(ctx, report)
+    if not ctx.stop.is_set():
+        await cancel_on_marketplace(ctx, report)
+    return report
+
+
+async def read_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
+    store, cid = ctx.store, ctx.cid
+    cursor = store.get_cursor(cid, FLOW)
+    while not ctx.stop.is_set():
+        page = await ctx.shop.changes_since(cursor)
+        with store.transaction():
+            ctx.fence()
+            for shipment in page.shipments:
+                _record_shipment(ctx, shipment, report)
+            for cancellation in page.cancellations:
+                _record_cancellation(ctx, cancellation, report)
+            store.set_cursor(cid, FLOW, page.cursor)
+        cursor = page.cursor
+        if not page.has_more:
+            break
+
+
+def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -> None:
+    store, cid, oid = ctx.store, ctx.cid, shipment.marketplace_order_id
+    record = store.get_order(cid, oid)
+    if record is None or record.state not in IN_SHOP:
+        return  # not an order ordersync imported (or not imported yet)
+    if store.add_intent(cid, IntentKind.CONFIRM_SHIPMENT, shipment.shipment_id, oid, shipment.model_dump(mode="json")):
+        carrier = shipment.carrier or "no carrier"
+        store.log(
+            cid, oid, "shop->amazon", "shipment seen", f"{carrier} {shipment.tracking_number or ''}".strip()
+        )
+        report.add("shipments seen")
+
+
+def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: FlowReport) -> None:
+    store, cid, oid = ctx.store, ctx.cid, cancellation.marketplace_order_id
+    record = store.get_order(cid, oid)
+    if record is None or record.state not in (OrderState.IMPORTED, OrderState.PARTIALLY_SHIPPED):
+        return  # unknown, already cancelled, or our own cancellation echoing back
+    if record.order.status is OrderStatus.CANCELLED:
+        return
+    if store.add_intent(cid, IntentKind.CANCEL_ON_MARKETPLACE, oid, oid, {"reason": ctx.connection.cancellation_reason}):
+        store.set_order_state(cid, oid, OrderState.CANCEL_ON_MARKETPLACE_INTENDED)
+        store.log(cid, oid, "shop->amazon", "cancel intended", f"cancelled in the shop ({ctx.connection.cancellation_reason})")
+        report.add("cancellations seen")
+
+
+async def confirm_shipments(ctx: SyncContext, report: FlowReport) -> None:
+    store, cid = ctx.store, ctx.cid
+    pending = store.intents(cid, IntentKind.CONFIRM_SHIPMENT, IntentState.PENDING)
+    if not pending:
+        return
+    allowed = await ctx.marketplace.allowed_carriers()
+    for intent in pending:
+        if ctx.stop.is_set():
+            return
+        await _confirm_one(ctx, intent, allowed, report)
+
+
+async def _confirm_one(ctx: SyncContext, intent: Intent, allowed: frozenset[str], report: FlowReport) -> None:
+    store, cid, oid = ctx.store, ctx.cid, intent.order_id
+    record = store.get_order(cid, oid)
+    shipment = Shipment.model_validate(intent.payload)
+    if record is None or record.state is OrderState.CANCELLED:
+        store.finish_intent(intent, IntentState.FAILED, reason=FailureReason.NOT_IMPORTED.value, error="order cancelled")
+        return
+    code = map_carrier(
+        shipment.carrier, ctx.connection.carrier_map, allowed, ctx.connection.default_shipping_service
+    )
+    reconcile = intent.attempts > 0
+    store.begin_attempt(intent, ctx.lease)
+    try:
+        done = reconcile and await ctx.marketplace.shipment_confirmed(record.order, shipment)
+        if not done:
+            await ctx.marketplace.confirm_shipment(record.order, shipment, code)
+    except LeaseLost:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        retriable, reason, message = classify(exc)
+        if retriable:
+            retry_later(ctx, intent, report, exc)
+        else:
+            reason = FailureReason.MARKETPLACE_REJECTED if reason is FailureReason.SHOP_REJECTED else reason
+            fail_item(ctx, "shipment", shipment.shipment_id, reason, f"order {oid}: {message}", order_id=oid, intent=intent)
+        return
+    with store.transaction():
+        store.finish_intent(intent, IntentState.DONE)
+        state = _shipped_state(ctx, oid)
+        if record.state in (OrderState.IMPORTED, OrderState.PARTIALLY_SHIPPED):
+            store.set_order_state(cid, oid, state)
+        fallback = "" if code != ctx.connection.default_shipping_service or not shipment.carrier else (
+            f" (shop carrier {shipment.carrier!r} unknown: default service)"
+        )
+        store.log(
+            cid, oid, "shop->amazon", "shipment confirmed",
+            f"{code}{fallback} {shipment.tracking_number or ''}".strip(),
+        )
+    report.add("shipments confirmed")
+    ctx.hooks.shipment_confirmed(connection_id=cid, order_id=oid, shipment=shipment)
+
+
+def _shipped_state(ctx: SyncContext, order_id: str) -> OrderState:
+    record = ctx.store.get_order(ctx.cid, order_id)
+    assert record is not None
+    ordered = record.order.quantities_by_sku()
+    shipped: dict[str, int] = {}
+    for intent in ctx.store.intents(ctx.cid, IntentKind.CONFIRM_SHIPMENT, IntentState.DONE):
+        if intent.order_id != order_id:
+            continue
+        for line in Shipment.model_validate(intent.payload).lines:
+            shipped[line.sku] = shipped.get(line.sku, 0) + line.quantity
+    complete = all(shipped.get(sku, 0) >= qty for sku, qty in ordered.items())
+    return OrderState.SHIPPED if complete else OrderState.PARTIALLY_SHIPPED
+
+
+async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
+    store, cid = ctx.store, ctx.cid
+    pending = store.intents(cid, IntentKind.CANCEL_ON_MARKETPLACE, IntentState.PENDING)
+    to_send: list[Intent] = []
+    for intent in pending:
+        if intent.attempts > 0:
+            try:
+                current = await ctx.marketplace.get_order(intent.order_id)
+            except Exception as exc:  # noqa: BLE001
+                retry_later(ctx, intent, report, exc)
+                continue
+            if current is not None and current.status is OrderStatus.CANCELLED:
+                _cancelled(ctx, intent, report, "found cancelled after an earlier attempt")
+                continue
+        to_send.append(intent)
+    for start in range(0, len(to_send), CANCEL_BATCH):
+        if ctx.stop.is_set():
+            return
+        batch = to_send[start : start + CANCEL_BATCH]
+        requests = []
+        for intent in batch:
+            record = store.get_order(cid, intent.order_id)
+            assert record is not None
+            requests.append(
+                CancelRequest(
+                    marketplace_order_id=intent.order_id,
+                    reason=intent.payload.get("reason") or ctx.connection.cancellation_reason,
+                    lines=record.order.lines,
+                )
+            )
+            store.begin_attempt(intent, ctx.lease)
+        try:
+            results = await ctx.marketplace.cancel_orders(requests)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            retriable, reason, message = classify(exc)
+            for intent in batch:
+                if retriable:
+                    retry_later(ctx, intent, report, exc)
+                else:
+                    fail_item(ctx, "cancellation", intent.order_id, reason, message, order_id=intent.order_id, intent=intent)
+            continue
+        by_key = {r.key: r for r in results}
+        for intent in batch:
+            result = by_key.get(intent.order_id)
+            if result is not None and result.ok:
+                _cancelled(ctx, intent, report, f"reason {intent.payload.get('reason')}")
+            elif result is None:
+                retry_later(ctx, intent, report, RuntimeError(f"order {intent.order_id}: no result in the cancel report"))
+            else:
+                fail_item(
+                    ctx, "cancellation", intent.order_id, FailureReason.MARKETPLACE_REJECTED,
+                    f"order {intent.order_id}: {result.code or ''} {result.message or ''}".strip(),
+                    order_id=intent.order_id, intent=intent,
+                )
+
+
+def _cancelled(ctx: SyncContext, intent: Intent, report: FlowReport, detail: str) -> None:
+    with ctx.store.transaction():
+        ctx.store.finish_intent(intent, IntentState.DONE)
+        ctx.store.set_order_state(ctx.cid, intent.order_id, OrderState.CANCELLED)
+        ctx.store.log(ctx.cid, intent.order_id, "shop->amazon", "cancelled on marketplace", detail)
+    report.add("cancelled on marketplace")

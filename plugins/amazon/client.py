@@ -1,0 +1,274 @@
+"""The SP-API operations this plugin calls, with their published usage plans.
+
+Every call goes through :class:`engine.http.ApiClient` (retries, error classes,
+one auth refresh on 401/403, redaction) and a per-connection
+:class:`engine.ratelimit.OperationLimiter`. Rates and bursts are the defaults
+printed in each operation's ``description`` in Amazon's models (see
+``tests/contracts/amazon``); a test checks this table against them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from engine.errors import BadResponseError
+from engine.http import ApiClient, RetryPolicy, json_body
+from engine.interfaces import ConnectorContext
+from engine.ratelimit import OperationLimiter, RateLimit
+from plugins.amazon.auth import LwaAuth
+from plugins.amazon.settings import AmazonSettings
+
+USER_AGENT = "ordersync/0.1 (Language=Python)"
+RATE_LIMIT_HEADER = "x-amzn-RateLimit-Limit"
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    method: str
+    path: str
+    rate: float
+    """Requests per second (default usage plan)."""
+    burst: int
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", self.path) + "$")
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("searchOrders", "GET", "/orders/2026-01-01/orders", 0.0056, 20),
+    Operation("getOrder", "GET", "/orders/2026-01-01/orders/{orderId}", 0.5, 30),
+    Operation(
+        "confirmShipment", "POST", "/orders/v0/orders/{orderId}/shipmentConfirmation", 2.0, 10
+    ),
+    Operation("createFeedDocument", "POST", "/feeds/2021-06-30/documents", 0.5, 15),
+    Operation("createFeed", "POST", "/feeds/2021-06-30/feeds", 0.0083, 15),
+    Operation("getFeed", "GET", "/feeds/2021-06-30/feeds/{feedId}", 2.0, 15),
+    Operation(
+        "getFeedDocument", "GET", "/feeds/2021-06-30/documents/{feedDocumentId}", 0.0222, 10
+    ),
+    Operation("patchListingsItem", "PATCH", "/listings/2021-08-01/items/{sellerId}/{sku}", 5.0, 5),
+    Operation(
+        "getMarketplaceParticipations", "GET", "/sellers/v1/marketplaceParticipations", 0.016, 15
+    ),
+)
+OPERATIONS_BY_NAME = {op.name: op for op in OPERATIONS}
+RATE_LIMITS: dict[str, RateLimit] = {op.name: RateLimit(op.rate, op.burst) for op in OPERATIONS}
+
+
+def match_operation(method: str, path: str) -> Operation | None:
+    """The operation a ``METHOD /path`` belongs to, if any."""
+    for op in OPERATIONS:
+        if op.method == method.upper() and op.pattern.match(path):
+            return op
+    return None
+
+
+def sp_error_parser(response: httpx.Response) -> tuple[str | None, str]:
+    """Read Amazon's ``{"errors": [{"code", "message", "details"}]}``."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None, response.text[:200] or response.reason_phrase
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        message = str(first.get("message", ""))
+        details = str(first.get("details") or "")
+        if details and details != message:
+            message = f"{message} ({details})"
+        code = first.get("code")
+        return (str(code) if code is not None else None), message
+    return None, str(data)[:200]
+
+
+def csv(values: list[str] | tuple[str, ...]) -> str:
+    """Swagger 2.0 arrays in query strings default to ``collectionFormat: csv``."""
+    return ",".join(values)
+
+
+class SpApiClient:
+    """Thin typed wrappers around the SP-API operations the connector needs."""
+
+    def __init__(self, settings: AmazonSettings, context: ConnectorContext, auth: LwaAuth) -> None:
+        self.settings = settings
+        self.time_scale = context.time_scale
+        self.limiter = OperationLimiter(RATE_LIMITS, time_scale=context.time_scale)
+        self.api = ApiClient(
+            platform="amazon",
+            base_url=settings.base_url,
+            transport=context.transport,
+            limiter=self.limiter,
+            retry=RetryPolicy(),
+            timeout=settings.request_timeout,
+            headers={"user-agent": USER_AGENT},
+            auth_headers=auth.headers,
+            on_auth_failure=auth.invalidate,
+            error_parser=sp_error_parser,
+            backoff_time=self.backoff_time,
+            on_response=self.on_response,
+            redactor=auth.redactor,
+        )
+        # Presigned document URLs take no SP-API auth header and no limiter.
+        self.documents = ApiClient(
+            platform="amazon",
+            base_url="",
+            transport=context.transport,
+            timeout=settings.request_timeout,
+            redactor=auth.redactor,
+        )
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        await self.documents.aclose()
+
+    # -- limits ---------------------------------------------------------------
+
+    def on_response(self, operation: str, response: httpx.Response) -> None:
+        """Adopt the rate Amazon announces for this seller and operation."""
+        rate = _header_rate(response)
+        if rate is not None:
+            self.limiter.update_rate(operation, rate)
+
+    def backoff_time(self, response: httpx.Response) -> float | None:
+        """On 429 wait one token's refill time: ``1 / rate`` (Amazon's advice)."""
+        if response.status_code != 429 or "retry-after" in response.headers:
+            return None
+        rate = _header_rate(response)
+        if rate is None:
+            op = match_operation(response.request.method, response.request.url.path)
+            if op is None:
+                return None
+            limit = self.limiter.limits.get(op.name, RateLimit(op.rate, op.burst))
+            rate = limit.rate * self.time_scale
+        return 1.0 / rate
+
+    # -- orders ---------------------------------------------------------------
+
+    async def search_orders(self, params: dict[str, str]) -> dict[str, Any]:
+        r = await self.api.request(
+            "GET", "/orders/2026-01-01/orders", operation="searchOrders", params=params
+        )
+        return _json_object(r, "searchOrders")
+
+    async def get_order(self, order_id: str, included: list[str]) -> dict[str, Any]:
+        r = await self.api.request(
+            "GET",
+            f"/orders/2026-01-01/orders/{quote(order_id, safe='')}",
+            operation="getOrder",
+            params={"includedData": csv(included)},
+        )
+        return _json_object(r, "getOrder")
+
+    async def confirm_shipment(self, order_id: str, body: dict[str, Any]) -> None:
+        await self.api.request(
+            "POST",
+            f"/orders/v0/orders/{quote(order_id, safe='')}/shipmentConfirmation",
+            operation="confirmShipment",
+            json=body,
+        )
+
+    # -- feeds ----------------------------------------------------------------
+
+    async def create_feed_document(self, content_type: str) -> dict[str, Any]:
+        r = await self.api.request(
+            "POST",
+            "/feeds/2021-06-30/documents",
+            operation="createFeedDocument",
+            json={"contentType": content_type},
+        )
+        return _json_object(r, "createFeedDocument")
+
+    async def upload_document(self, url: str, content: bytes, content_type: str) -> None:
+        await self.documents.request(
+            "PUT",
+            url,
+            operation="uploadFeedDocument",
+            content=content,
+            headers={"content-type": content_type},
+        )
+
+    async def create_feed(
+        self, feed_type: str, marketplace_ids: tuple[str, ...], document_id: str
+    ) -> str:
+        r = await self.api.request(
+            "POST",
+            "/feeds/2021-06-30/feeds",
+            operation="createFeed",
+            json={
+                "feedType": feed_type,
+                "marketplaceIds": list(marketplace_ids),
+                "inputFeedDocumentId": document_id,
+            },
+        )
+        return str(_json_object(r, "createFeed")["feedId"])
+
+    async def get_feed(self, feed_id: str) -> dict[str, Any]:
+        r = await self.api.request(
+            "GET", f"/feeds/2021-06-30/feeds/{quote(feed_id, safe='')}", operation="getFeed"
+        )
+        return _json_object(r, "getFeed")
+
+    async def get_feed_document(self, document_id: str) -> dict[str, Any]:
+        r = await self.api.request(
+            "GET",
+            f"/feeds/2021-06-30/documents/{quote(document_id, safe='')}",
+            operation="getFeedDocument",
+        )
+        return _json_object(r, "getFeedDocument")
+
+    async def download_document(self, document: dict[str, Any]) -> bytes:
+        r = await self.documents.request("GET", document["url"], operation="downloadFeedDocument")
+        content = r.content
+        if document.get("compressionAlgorithm") == "GZIP":
+            content = gzip.decompress(content)
+        return content
+
+    # -- listings and sellers -------------------------------------------------
+
+    async def patch_listings_item(self, sku: str, body: dict[str, Any]) -> dict[str, Any]:
+        seller = quote(self.settings.seller_id, safe="")
+        r = await self.api.request(
+            "PATCH",
+            f"/listings/2021-08-01/items/{seller}/{quote(sku, safe='')}",
+            operation="patchListingsItem",
+            params={"marketplaceIds": csv(self.settings.marketplaces)},
+            json=body,
+        )
+        return _json_object(r, "patchListingsItem")
+
+    async def get_marketplace_participations(self) -> dict[str, Any]:
+        r = await self.api.request(
+            "GET", "/sellers/v1/marketplaceParticipations", operation="getMarketplaceParticipations"
+        )
+        return _json_object(r, "getMarketplaceParticipations")
+
+
+def _header_rate(response: httpx.Response) -> float | None:
+    value = response.headers.get(RATE_LIMIT_HEADER)
+    if not value:
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        return None
+    return rate if rate > 0 else None
+
+
+def _json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
+    data = json_body(response, platform="amazon", operation=operation)
+    if not isinstance(data, dict):
+        raise BadResponseError(
+            f"expected a JSON object, got {type(data).__name__}",
+            platform="amazon",
+            operation=operation,
+            status=response.status_code,
+        )
+    return data

@@ -1,0 +1,266 @@
+"""Orders API v2026-01-01 ``Order`` JSON → :class:`engine.models.Order`.
+
+Money rules (all exact ``Decimal``):
+
+- line ``unit_price`` = ``product.price.unitPrice`` (a unit price in v2026);
+- line ``tax`` = the item's ``TAX`` proceeds minus its ``SHIPPING`` tax subtype;
+- line ``discount`` = the item's ``DISCOUNT`` proceeds minus the shipping
+  subtype, as a positive number;
+- order ``shipping_price``/``shipping_tax``/``shipping_discount`` = the
+  ``SHIPPING`` parts summed over items (the order-level ``SHIPPING`` breakdown
+  when items carry none);
+- order ``total`` = ``proceeds.grandTotal``; computed from the lines only when
+  Amazon sends none (e.g. some PENDING orders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.errors import FailureReason, ItemError
+from engine.models import (
+    Address,
+    Buyer,
+    FulfillmentChannel,
+    Money,
+    Order,
+    OrderLine,
+    OrderStatus,
+)
+from plugins.amazon import marketplaces
+
+INCLUDED_DATA: tuple[str, ...] = (
+    "BUYER",
+    "RECIPIENT",
+    "PROCEEDS",
+    "PROMOTION",
+    "CANCELLATION",
+    "FULFILLMENT",
+    "PACKAGES",
+    "TAX",
+)
+"""``includedData`` requested by searchOrders and getOrder (enum values of the model)."""
+
+STATUSES: dict[str, OrderStatus] = {
+    "PENDING_AVAILABILITY": OrderStatus.PENDING,
+    "PENDING": OrderStatus.PENDING,
+    "UNSHIPPED": OrderStatus.UNSHIPPED,
+    "PARTIALLY_SHIPPED": OrderStatus.PARTIALLY_SHIPPED,
+    "SHIPPED": OrderStatus.SHIPPED,
+    "CANCELLED": OrderStatus.CANCELLED,
+    "UNFULFILLABLE": OrderStatus.UNFULFILLABLE,
+}
+
+CHANNELS: dict[str, FulfillmentChannel] = {
+    "MERCHANT": FulfillmentChannel.MERCHANT,
+    "AMAZON": FulfillmentChannel.MARKETPLACE,
+}
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 with ``Z`` or an offset → aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ItemError(FailureReason.INVALID_ORDER, f"{where}: bad amount {value!r}") from None
+    if not amount.is_finite():
+        raise ItemError(FailureReason.INVALID_ORDER, f"{where}: bad amount {value!r}")
+    return amount
+
+
+class _Amounts:
+    """Reads Money objects of one order, checking they share its currency."""
+
+    def __init__(self, order_id: str, currency: str) -> None:
+        self.order_id = order_id
+        self.currency = currency
+
+    def money(self, data: Any, where: str) -> Decimal:
+        if not isinstance(data, dict) or "amount" not in data:
+            return Decimal(0)
+        code = str(data.get("currencyCode") or self.currency).upper()
+        if code != self.currency:
+            raise ItemError(
+                FailureReason.INVALID_ORDER,
+                f"order {self.order_id}: {where} is in {code}, the order in {self.currency}",
+            )
+        return _decimal(data["amount"], f"order {self.order_id} {where}")
+
+    def breakdown(self, breakdowns: Iterable[Any], kind: str) -> tuple[Decimal, Decimal]:
+        """``(total, shipping part)`` of one proceeds category of an item."""
+        total = shipping = Decimal(0)
+        for entry in breakdowns:
+            if not isinstance(entry, dict) or entry.get("type") != kind:
+                continue
+            total += self.money(entry.get("subtotal"), kind)
+            for detail in entry.get("detailedBreakdowns") or ():
+                if isinstance(detail, dict) and detail.get("subtype") == "SHIPPING":
+                    shipping += self.money(detail.get("value"), f"{kind}/SHIPPING")
+        return total, shipping
+
+
+def _currency(data: dict[str, Any], marketplace_id: str) -> str:
+    grand = (data.get("proceeds") or {}).get("grandTotal")
+    if isinstance(grand, dict) and grand.get("currencyCode"):
+        return str(grand["currencyCode"]).upper()
+    for item in data.get("orderItems") or ():
+        price = ((item.get("product") or {}).get("price") or {}).get("unitPrice")
+        if isinstance(price, dict) and price.get("currencyCode"):
+            return str(price["currencyCode"]).upper()
+    known = marketplaces.get(marketplace_id)
+    if known is None:
+        raise ItemError(FailureReason.INVALID_ORDER, "order has no amount and no known marketplace")
+    return known.currency
+
+
+def _address(data: Any) -> Address | None:
+    if not isinstance(data, dict):
+        return None
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return str(value).strip() or None if value is not None else None
+
+    country = text("countryCode")
+    if country == "UK":
+        country = "GB"
+    return Address(
+        name=text("name"),
+        company=text("companyName"),
+        line1=text("addressLine1"),
+        line2=text("addressLine2"),
+        line3=text("addressLine3"),
+        city=text("city"),
+        district=text("districtOrCounty") or text("municipality"),
+        state_or_region=text("stateOrRegion"),
+        postal_code=text("postalCode"),
+        country_code=country,
+        phone=text("phone"),
+    )
+
+
+def _buyer(data: dict[str, Any]) -> Buyer:
+    buyer = data.get("buyer") or {}
+    tax_id = None
+    for registration in (data.get("tax") or {}).get("taxRegistrations") or ():
+        if registration.get("entityType") == "BUYER" and registration.get("taxRegistrationNumber"):
+            tax_id = str(registration["taxRegistrationNumber"])
+            break
+    return Buyer(
+        name=buyer.get("buyerName") or None,
+        email=buyer.get("buyerEmail") or None,
+        company=buyer.get("buyerCompanyName") or None,
+        tax_id=tax_id,
+    )
+
+
+def _cancellation_requested(items: Iterable[dict[str, Any]]) -> bool:
+    """A buyer asked and nobody has executed the cancellation yet."""
+    for item in items:
+        cancellation = item.get("cancellation") or {}
+        if cancellation.get("cancellationRequest") and not cancellation.get(
+            "cancellationExecution"
+        ):
+            return True
+    return False
+
+
+def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order:
+    """Map one v2026 ``Order``; raises :class:`ItemError` for unusable data."""
+    order_id = str(data.get("orderId") or "")
+    if not order_id:
+        raise ItemError(FailureReason.INVALID_ORDER, "order without orderId")
+    sales = data.get("salesChannel") or {}
+    marketplace_id = str(sales.get("marketplaceId") or default_marketplace)
+    currency = _currency(data, marketplace_id)
+    amounts = _Amounts(order_id, currency)
+    money = lambda amount: Money(amount=amount, currency=currency)  # noqa: E731
+
+    items = [i for i in data.get("orderItems") or () if isinstance(i, dict)]
+    lines: list[OrderLine] = []
+    shipping = shipping_tax = shipping_discount = Decimal(0)
+    item_shipping_seen = False
+    for item in items:
+        breakdowns = (item.get("proceeds") or {}).get("breakdowns") or ()
+        ship, _ = amounts.breakdown(breakdowns, "SHIPPING")
+        tax, tax_on_shipping = amounts.breakdown(breakdowns, "TAX")
+        discount, discount_on_shipping = amounts.breakdown(breakdowns, "DISCOUNT")
+        item_shipping_seen = item_shipping_seen or any(
+            isinstance(b, dict) and b.get("type") == "SHIPPING" for b in breakdowns
+        )
+        shipping += ship
+        shipping_tax += tax_on_shipping
+        shipping_discount += abs(discount_on_shipping)
+        quantity = int(item.get("quantityOrdered") or 0)
+        if quantity <= 0:
+            continue  # fully cancelled line: nothing to sell or ship
+        product = item.get("product") or {}
+        unit = amounts.money((product.get("price") or {}).get("unitPrice"), "unitPrice")
+        if unit == 0 and not (product.get("price") or {}).get("unitPrice"):
+            item_total, _ = amounts.breakdown(breakdowns, "ITEM")
+            unit = item_total / quantity if item_total else Decimal(0)
+        sku = product.get("sellerSku") or product.get("asin")
+        if not sku:
+            raise ItemError(
+                FailureReason.INVALID_ORDER, f"order {order_id}: item {item.get('orderItemId')} has no SKU"
+            )
+        lines.append(
+            OrderLine(
+                line_id=str(item["orderItemId"]),
+                sku=str(sku),
+                title=product.get("title"),
+                quantity=quantity,
+                unit_price=money(unit),
+                tax=money(tax - tax_on_shipping),
+                discount=money(abs(discount - discount_on_shipping)),
+                quantity_shipped=int((item.get("fulfillment") or {}).get("quantityFulfilled") or 0),
+            )
+        )
+
+    proceeds = data.get("proceeds") or {}
+    if not item_shipping_seen:
+        shipping, _ = amounts.breakdown(proceeds.get("breakdowns") or (), "SHIPPING")
+
+    known = marketplaces.get(marketplace_id)
+    taxes_included = known.tax_inclusive if known else False
+    if isinstance(proceeds.get("grandTotal"), dict):
+        total = amounts.money(proceeds["grandTotal"], "grandTotal")
+    else:
+        total = sum((line.subtotal.amount - line.discount.amount for line in lines), Decimal(0))
+        total += shipping - shipping_discount
+        if not taxes_included:
+            total += sum((line.tax.amount for line in lines), Decimal(0)) + shipping_tax
+
+    fulfillment = data.get("fulfillment") or {}
+    programs = set(data.get("programs") or ())
+    return Order(
+        marketplace_order_id=order_id,
+        marketplace_id=marketplace_id,
+        status=STATUSES.get(str(fulfillment.get("fulfillmentStatus")), OrderStatus.PENDING),
+        fulfillment_channel=CHANNELS.get(
+            str(fulfillment.get("fulfilledBy")), FulfillmentChannel.MERCHANT
+        ),
+        purchased_at=parse_time(data["createdTime"]),
+        updated_at=parse_time(data["lastUpdatedTime"]),
+        currency=currency,
+        buyer=_buyer(data),
+        shipping_address=_address((data.get("recipient") or {}).get("deliveryAddress")),
+        lines=tuple(lines),
+        shipping_price=money(shipping),
+        shipping_tax=money(shipping_tax),
+        shipping_discount=money(shipping_discount),
+        total=money(total),
+        taxes_included=taxes_included,
+        shipping_service=fulfillment.get("fulfillmentServiceLevel"),
+        is_prime="PRIME" in programs,
+        is_business="AMAZON_BUSINESS" in programs,
+        cancellation_requested=_cancellation_requested(items),
+        raw=data,
+    )

@@ -1,0 +1,106 @@
+"""Settings of one WooCommerce shop connection (validated by the engine's config loader)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+OrderStatus = Literal["pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WooCommerceSettings(BaseModel):
+    """A WooCommerce store reached through the REST API ``wc/v3``.
+
+    Example::
+
+        {"store_url": "https://shop.example.com",
+         "consumer_key": {"$env": "WOO_KEY"}, "consumer_secret": {"$env": "WOO_SECRET"},
+         "ean_meta_key": "_alg_ean", "shipped_statuses": ["completed"]}
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_url: str
+    """Root URL of the WordPress site, e.g. ``https://shop.example.com``."""
+    consumer_key: SecretStr
+    consumer_secret: SecretStr
+    query_string_auth: bool = False
+    """Send the keys as ``consumer_key``/``consumer_secret`` query parameters instead of
+    HTTP Basic (for servers that strip the ``Authorization`` header)."""
+    api_base: str | None = None
+    """Override of the ``wc/v3`` base URL, e.g. ``https://shop.example.com/index.php/wp-json/wc/v3``."""
+    allow_insecure_http: bool = False
+    """Permit ``http://`` for a non-loopback store (keys travel in clear text: avoid)."""
+
+    ean_meta_key: str = "_alg_ean"
+    """Product/variation meta key holding the EAN (``_alg_ean``, ``_ean``, ...)."""
+    new_order_status: OrderStatus = "processing"
+    amazon_order_id_meta_key: str = "_amazon_order_id"
+    shipped_statuses: list[OrderStatus] = Field(default_factory=lambda: ["completed"], min_length=1)
+    tracking_source: Literal["meta", "fulfillments"] = "meta"
+    """``meta``: the Shipment Tracking meta (``tracking_meta_key``); ``fulfillments``: the
+    core Order Fulfillments endpoints (WooCommerce 10.2+ with the feature enabled)."""
+    tracking_meta_key: str = "_wc_shipment_tracking_items"
+    tax_handling: Literal["shop", "amazon"] = "shop"
+    """``shop``: send net prices and let WooCommerce add tax from its tax tables (a
+    non-taxable fee line absorbs any cent difference to Amazon's total); ``amazon``: the
+    shop charges no tax on these orders, Amazon's amounts are sent as they are."""
+    payment_method: str = "amazon"
+    payment_method_title: str = "Amazon"
+    shipping_method_id: str = "amazon"
+
+    page_size: int = Field(default=50, ge=1, le=100)
+    use_batch: bool = True
+    """Use ``/orders/batch`` for the multi-order helpers (``create_orders``, ``cancel_orders``)."""
+    requests_per_second: float = Field(default=5.0, gt=0)
+    """Client-side limit: WooCommerce publishes none, hosts and WAFs do throttle."""
+    burst: int = Field(default=10, ge=1)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    catalogue_cache_seconds: float = Field(default=600.0, ge=0)
+    """How long a full catalogue scan (EAN and variation-id lookups) is reused."""
+    cursor_lookback_seconds: float = Field(default=120.0, ge=0)
+    """Overlap re-read by ``changes_since``/``stock_levels`` (clock skew, same-second writes)."""
+
+    @field_validator("store_url", "api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("the URL must not carry a query string or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _https(self) -> WooCommerceSettings:
+        for url in filter(None, (self.store_url, self.api_base)):
+            parts = urlsplit(url)
+            if parts.scheme == "http" and not (
+                self.allow_insecure_http or _is_loopback(parts.hostname or "")
+            ):
+                raise ValueError(
+                    f"{url} is plain HTTP: WooCommerce only accepts key authentication over "
+                    "HTTPS (set allow_insecure_http only for a trusted local network)"
+                )
+        if "cancelled" in self.shipped_statuses:
+            raise ValueError("shipped_statuses must not contain 'cancelled'")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The ``wc/v3`` namespace URL every request is relative to."""
+        return self.api_base or f"{self.store_url}/wp-json/wc/v3"
