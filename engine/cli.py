@@ -30,7 +30,9 @@ def config_option(fn: Any) -> Any:
 
 
 def json_option(fn: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        fn
+    )
 
 
 def _plugins(ctx: click.Context) -> Plugins:
@@ -97,7 +99,13 @@ def run(ctx: click.Context, config: str | None, cycles: int | None) -> None:
 @click.option("--flow", type=click.Choice(FLOWS), default=None, help="Only this flow.")
 @json_option
 @click.pass_context
-def sync(ctx: click.Context, config: str | None, connection_id: str | None, flow: str | None, as_json: bool) -> None:
+def sync(
+    ctx: click.Context,
+    config: str | None,
+    connection_id: str | None,
+    flow: str | None,
+    as_json: bool,
+) -> None:
     """Synchronize now (the "Synchronize Orders" button)."""
     with _App(ctx, config) as app:
 
@@ -135,7 +143,7 @@ def connections_list(ctx: click.Context, config: str | None, as_json: bool) -> N
     """Status, last message and quota use of every connection."""
     with _App(ctx, config) as app:
         month = datetime.now(UTC).strftime("%Y-%m")
-        rows = []
+        rows: list[dict[str, Any]] = []
         for conn in app.loaded.connections:
             runtime = app.store.runtime(conn.id)
             rows.append(
@@ -146,7 +154,8 @@ def connections_list(ctx: click.Context, config: str | None, as_json: bool) -> N
                     "shop": conn.shop.type,
                     "level": conn.level,
                     "active": conn.active,
-                    "status": runtime.get("status") or ("disabled" if not conn.active else "never run"),
+                    "status": runtime.get("status")
+                    or ("disabled" if not conn.active else "never run"),
                     "last_message": runtime.get("last_message") or "",
                     "last_sync": runtime.get("last_run_at"),
                     "orders_this_month": app.store.quota_used(conn.id, month),
@@ -158,13 +167,30 @@ def connections_list(ctx: click.Context, config: str | None, as_json: bool) -> N
             _echo_json(rows)
             return
         table = Table(title="Connections")
-        for column in ("id", "marketplace", "shop", "level", "active", "status", "last message", "last sync", "orders"):
+        for column in (
+            "id",
+            "marketplace",
+            "shop",
+            "level",
+            "active",
+            "status",
+            "last message",
+            "last sync",
+            "orders",
+        ):
             table.add_column(column, overflow="fold")
         for row in rows:
             quota = f"{row['orders_this_month']}/{row['orders_per_month'] or '∞'}"
             table.add_row(
-                row["id"], row["marketplace"], row["shop"], row["level"], "yes" if row["active"] else "no",
-                row["status"], row["last_message"], (row["last_sync"] or "")[:19], quota,
+                row["id"],
+                row["marketplace"],
+                row["shop"],
+                row["level"],
+                "yes" if row["active"] else "no",
+                row["status"],
+                row["last_message"],
+                (row["last_sync"] or "")[:19],
+                quota,
             )
         console.print(table)
 
@@ -174,7 +200,9 @@ def connections_list(ctx: click.Context, config: str | None, as_json: bool) -> N
 @click.argument("connection_id")
 @json_option
 @click.pass_context
-def connections_test(ctx: click.Context, config: str | None, connection_id: str, as_json: bool) -> None:
+def connections_test(
+    ctx: click.Context, config: str | None, connection_id: str, as_json: bool
+) -> None:
     """Test a connection's credentials and settings on both sides."""
     with _App(ctx, config) as app:
 
@@ -212,7 +240,11 @@ def orders() -> None:
 @json_option
 @click.pass_context
 def orders_list(
-    ctx: click.Context, config: str | None, connection_id: str | None, state: str | None, limit: int | None,
+    ctx: click.Context,
+    config: str | None,
+    connection_id: str | None,
+    state: str | None,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """List orders with their state and shop reference."""
@@ -222,14 +254,32 @@ def orders_list(
             _echo_json(rows)
             return
         table = Table(title=f"Orders ({len(rows)})")
-        for column in ("connection", "order", "state", "amazon status", "purchased", "total", "shop order", "problem"):
+        for column in (
+            "connection",
+            "order",
+            "state",
+            "amazon status",
+            "purchased",
+            "total",
+            "shop order",
+            "problem",
+        ):
             table.add_column(column, overflow="fold")
         for row in rows:
-            problem = f"{row['failure_reason']}: {row['failure_message']}" if row["failure_reason"] else ""
+            problem = (
+                f"{row['failure_reason']}: {row['failure_message']}"
+                if row["failure_reason"]
+                else ""
+            )
             table.add_row(
-                row["connection_id"], row["order_id"], row["state"], row["marketplace_status"],
-                row["purchased_at"][:16], f"{row['total']} {row['currency']}",
-                row["shop_order_number"] or row["shop_order_id"] or "", problem,
+                row["connection_id"],
+                row["order_id"],
+                row["state"],
+                row["marketplace_status"],
+                row["purchased_at"][:16],
+                f"{row['total']} {row['currency']}",
+                row["shop_order_number"] or row["shop_order_id"] or "",
+                problem,
             )
         console.print(table)
 
@@ -240,11 +290,15 @@ def orders_list(
 @click.option("--connection", "connection_id", default=None)
 @json_option
 @click.pass_context
-def orders_show(ctx: click.Context, config: str | None, order_id: str, connection_id: str | None, as_json: bool) -> None:
+def orders_show(
+    ctx: click.Context, config: str | None, order_id: str, connection_id: str | None, as_json: bool
+) -> None:
     """Order details plus its log of every action, with direction."""
     with _App(ctx, config) as app:
         ids = [connection_id] if connection_id else [c.id for c in app.loaded.connections]
-        record = next((r for cid in ids if (r := app.store.get_order(cid, order_id)) is not None), None)
+        record = next(
+            (r for cid in ids if (r := app.store.get_order(cid, order_id)) is not None), None
+        )
         if record is None:
             raise click.ClickException(f"order {order_id} is not known to ordersync")
         log_rows = app.store.order_log(record.connection_id, order_id)
@@ -263,11 +317,14 @@ def orders_show(ctx: click.Context, config: str | None, order_id: str, connectio
         if as_json:
             _echo_json(data)
             return
-        console.print(f"[bold]{order_id}[/bold]  {record.connection_id}  state [bold]{record.state.value}[/bold]")
+        console.print(
+            f"[bold]{order_id}[/bold]  {record.connection_id}  state [bold]{record.state.value}[/bold]"
+        )
         console.print(
             f"marketplace {order.marketplace_id}  status {order.status.value}  "
             f"purchased {order.purchased_at:%Y-%m-%d %H:%M}  total {order.total.amount} {order.currency}"
-            + ("  PRIME" if order.is_prime else "") + ("  BUSINESS" if order.is_business else "")
+            + ("  PRIME" if order.is_prime else "")
+            + ("  BUSINESS" if order.is_business else "")
         )
         if record.shop_order_id:
             console.print(f"shop order {record.shop_order_number or ''} ({record.shop_order_id})")
@@ -277,7 +334,13 @@ def orders_show(ctx: click.Context, config: str | None, order_id: str, connectio
         for column in ("sku", "qty", "unit price", "tax", "discount"):
             lines.add_column(column)
         for line in order.lines:
-            lines.add_row(line.sku, str(line.quantity), str(line.unit_price.amount), str(line.tax.amount), str(line.discount.amount))
+            lines.add_row(
+                line.sku,
+                str(line.quantity),
+                str(line.unit_price.amount),
+                str(line.tax.amount),
+                str(line.discount.amount),
+            )
         console.print(lines)
         history = Table(title="Log")
         for column in ("at", "direction", "action", "detail"):

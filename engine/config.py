@@ -135,7 +135,9 @@ class Config(BaseSettings):
 class LoadedConfig:
     """A validated config plus each connection's validated plugin settings."""
 
-    def __init__(self, config: Config, settings: dict[tuple[str, str], BaseModel], path: Path | None) -> None:
+    def __init__(
+        self, config: Config, settings: dict[tuple[str, str], BaseModel], path: Path | None
+    ) -> None:
         self.config = config
         self.path = path
         self._settings = settings
@@ -194,7 +196,10 @@ def resolve_secrets(
             GLOBAL_REDACTOR.add(out[key])
         elif key in secret_fields and value is not None:
             errors.append(
-                (where, 'secrets must not be written in the file; use { "$env" = "NAME" } or { "$file" = "PATH" }')
+                (
+                    where,
+                    'secrets must not be written in the file; use { "$env" = "NAME" } or { "$file" = "PATH" }',
+                )
             )
         else:
             out[key] = value
@@ -245,7 +250,9 @@ def load_config(
             raw, secret_errors = (
                 (dict(platform.settings), [])
                 if allow_literal_secrets
-                else resolve_secrets(platform.settings, spec.settings_model, base_dir, f"{where}.settings")
+                else resolve_secrets(
+                    platform.settings, spec.settings_model, base_dir, f"{where}.settings"
+                )
             )
             errors.extend(secret_errors)
             if secret_errors:
@@ -302,6 +309,9 @@ def _check_platform_values(
             for shop_name, code in conn.carrier_map.items():
                 if code not in carriers:
                     errors.append(
-                        (f"{where}.carrier_map.{shop_name}", f"{code!r} is not a {conn.marketplace.type} carrier code")
+                        (
+                            f"{where}.carrier_map.{shop_name}",
+                            f"{code!r} is not a {conn.marketplace.type} carrier code",
+                        )
                     )
     return errors

@@ -96,7 +96,11 @@ def json_body(response: httpx.Response, *, platform: str = "", operation: str = 
     try:
         return json.loads(response.content)
     except ValueError as exc:
-        kind = "an HTML page" if "html" in ctype or response.content.lstrip()[:1] == b"<" else "invalid JSON"
+        kind = (
+            "an HTML page"
+            if "html" in ctype or response.content.lstrip()[:1] == b"<"
+            else "invalid JSON"
+        )
         raise BadResponseError(
             f"expected JSON, got {kind} ({exc.__class__.__name__}: {str(exc)[:80]})",
             platform=platform,
@@ -149,12 +153,16 @@ class ApiClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def request(self, method: str, url: str, *, operation: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, *, operation: str, **kwargs: Any
+    ) -> httpx.Response:
         """Send with limits and retries; return a 2xx response or raise an :class:`APIError`."""
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            base = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.max_wait)(state)
+            base = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.max_wait)(
+                state
+            )
             if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
                 return min(max(exc.retry_after, 0.0), self.retry.max_wait)
             return float(base)
@@ -176,7 +184,9 @@ class ApiClient:
                 return await self._send_once(method, url, operation=operation, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(self, method: str, url: str, *, operation: str, **kwargs: Any) -> httpx.Response:
+    async def _send_once(
+        self, method: str, url: str, *, operation: str, **kwargs: Any
+    ) -> httpx.Response:
         refreshed = False
         while True:
             if self.limiter is not None:
@@ -212,11 +222,20 @@ class ApiClient:
             return
         code, message = self.error_parser(response)
         message = self.redactor(message)
-        kw: dict[str, Any] = {"platform": self.platform, "operation": operation, "status": status, "code": code}
+        kw: dict[str, Any] = {
+            "platform": self.platform,
+            "operation": operation,
+            "status": status,
+            "code": code,
+        }
         override = self.backoff_time(response) if self.backoff_time else None
         if status == 429:
             self.stats["throttled"] += 1
-            retry_after = override if override is not None else parse_retry_after(response.headers.get("retry-after"))
+            retry_after = (
+                override
+                if override is not None
+                else parse_retry_after(response.headers.get("retry-after"))
+            )
             raise RateLimited(message, retry_after=retry_after, **kw)
         if status >= 500 or status == 408:
             raise RetriableAPIError(message, retry_after=override, **kw)

@@ -115,7 +115,8 @@ class ShopConnector(Connector):
     @classmethod
     def accepts_attribute(cls, attribute: str) -> bool:
         return any(
-            attribute == known or (known.endswith(":") and attribute.startswith(known) and len(attribute) > len(known))
+            attribute == known
+            or (known.endswith(":") and attribute.startswith(known) and len(attribute) > len(known))
             for known in cls.identification_attributes
         )
 

@@ -18,7 +18,7 @@ def migration(fn: Migration) -> Migration:
 
 @migration
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db["connection_runtime"].create(
+    db.table("connection_runtime").create(
         {
             "connection_id": str,
             "status": str,
@@ -28,11 +28,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="connection_id",
     )
-    db["cursors"].create(
+    db.table("cursors").create(
         {"connection_id": str, "flow": str, "value": str, "updated_at": str},
         pk=("connection_id", "flow"),
     )
-    db["orders"].create(
+    db.table("orders").create(
         {
             "connection_id": str,
             "order_id": str,
@@ -54,8 +54,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk=("connection_id", "order_id"),
     )
-    db["orders"].create_index(["connection_id", "state"])
-    db["order_log"].create(
+    db.table("orders").create_index(["connection_id", "state"])
+    db.table("order_log").create(
         {
             "id": int,
             "connection_id": str,
@@ -67,8 +67,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["order_log"].create_index(["connection_id", "order_id"])
-    db["outbox"].create(
+    db.table("order_log").create_index(["connection_id", "order_id"])
+    db.table("outbox").create(
         {
             "id": int,
             "connection_id": str,
@@ -85,13 +85,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["outbox"].create_index(["connection_id", "kind", "key"], unique=True)
-    db["outbox"].create_index(["connection_id", "state"])
-    db["stock_pushed"].create(
+    db.table("outbox").create_index(["connection_id", "kind", "key"], unique=True)
+    db.table("outbox").create_index(["connection_id", "state"])
+    db.table("stock_pushed").create(
         {"connection_id": str, "sku": str, "quantity": int, "pushed_at": str},
         pk=("connection_id", "sku"),
     )
-    db["failures"].create(
+    db.table("failures").create(
         {
             "connection_id": str,
             "kind": str,
@@ -104,10 +104,10 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk=("connection_id", "kind", "key"),
     )
-    db["quota_usage"].create(
+    db.table("quota_usage").create(
         {"connection_id": str, "month": str, "used": int}, pk=("connection_id", "month")
     )
-    db["leases"].create(
+    db.table("leases").create(
         {
             "connection_id": str,
             "owner": str,
@@ -128,7 +128,7 @@ def apply(db: sqlite_utils.Database) -> list[str]:
     db.execute("BEGIN IMMEDIATE")
     try:
         if "_migrations" not in db.table_names():
-            db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+            db.table("_migrations").create({"name": str, "applied_at": str}, pk="name")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -137,11 +137,13 @@ def apply(db: sqlite_utils.Database) -> list[str]:
     for name, fn in MIGRATIONS:
         db.execute("BEGIN IMMEDIATE")
         try:
-            if db["_migrations"].count_where("name = ?", [name]):
+            if db.table("_migrations").count_where("name = ?", [name]):
                 db.execute("COMMIT")
                 continue
             fn(db)
-            db["_migrations"].insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
+            db.table("_migrations").insert(
+                {"name": name, "applied_at": datetime.now(UTC).isoformat()}
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -59,7 +59,9 @@ class Plugins:
         rows = []
         for name, info in sorted(self.infos.items()):
             plugin = self.pm.get_plugin(name)
-            hooks = sorted(h.name for h in (self.pm.get_hookcallers(plugin) or [])) if plugin else []
+            hooks = (
+                sorted(h.name for h in (self.pm.get_hookcallers(plugin) or [])) if plugin else []
+            )
             platforms = [
                 {"name": p, "role": self.registry.get(p).role}
                 for p in self.registry.names()

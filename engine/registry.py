@@ -11,7 +11,7 @@ from engine.interfaces import Connector, MarketplaceConnector, ShopConnector
 
 Role = Literal["marketplace", "shop"]
 
-_ROLE_BASES: dict[str, type[Connector]] = {
+_ROLE_BASES: dict[str, type] = {
     "marketplace": MarketplaceConnector,
     "shop": ShopConnector,
 }
@@ -49,7 +49,9 @@ class PlatformRegistry:
                 f"platform {spec.name!r}: connector must subclass {base.__name__}, "
                 f"got {spec.connector!r}"
             )
-        if not (isinstance(spec.settings_model, type) and issubclass(spec.settings_model, BaseModel)):
+        if not (
+            isinstance(spec.settings_model, type) and issubclass(spec.settings_model, BaseModel)
+        ):
             raise TypeError(f"platform {spec.name!r}: settings_model must be a pydantic model")
         self._specs[spec.name] = spec
         self._owners[spec.name] = plugin

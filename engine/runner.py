@@ -117,7 +117,9 @@ class Engine:
         async with lock:
             lease = self.store.acquire_lease(connection_id, ttl=self.loaded.config.lease_seconds)
             if lease is None:
-                log.info("%s %s: another process holds this connection; skipped", connection_id, flow)
+                log.info(
+                    "%s %s: another process holds this connection; skipped", connection_id, flow
+                )
                 return None
             ctx = self.context(connection_id)
             ctx.lease = lease
@@ -134,7 +136,9 @@ class Engine:
                 return FlowReport(flow, errors=[str(exc)])
             except Exception as exc:  # noqa: BLE001 - one connection's failure must not stop the daemon
                 log.exception("%s %s failed", connection_id, flow)
-                self._status(connection_id, "error", f"{flow}: {type(exc).__name__}: {exc}", success=False)
+                self._status(
+                    connection_id, "error", f"{flow}: {type(exc).__name__}: {exc}", success=False
+                )
                 return FlowReport(flow, errors=[str(exc)])
             finally:
                 if task is not None:
@@ -143,13 +147,19 @@ class Engine:
                     self.store.release_lease(lease)
                 except Exception:  # noqa: BLE001, S110 - release is best effort; the lease expires anyway
                     pass
-            self._status(connection_id, "ok" if report.ok else "warning", report.summary(), success=report.ok)
+            self._status(
+                connection_id, "ok" if report.ok else "warning", report.summary(), success=report.ok
+            )
             return report
 
     def _status(self, connection_id: str, status: str, message: str, *, success: bool) -> None:
-        self.store.set_status(connection_id, status, GLOBAL_REDACTOR(message)[:500], success=success)
+        self.store.set_status(
+            connection_id, status, GLOBAL_REDACTOR(message)[:500], success=success
+        )
 
-    async def sync(self, connection_id: str | None = None, flow: str | None = None) -> list[FlowReport]:
+    async def sync(
+        self, connection_id: str | None = None, flow: str | None = None
+    ) -> list[FlowReport]:
         """The "sync now" button: run the chosen flows once, in order."""
         conns = [self.connection(connection_id)] if connection_id else self.loaded.connections
         reports = []
@@ -169,7 +179,9 @@ class Engine:
             try:
                 out[role] = await connector.check()
             except Exception as exc:  # noqa: BLE001
-                out[role] = CheckResult(ok=False, message=GLOBAL_REDACTOR(f"{type(exc).__name__}: {exc}"))
+                out[role] = CheckResult(
+                    ok=False, message=GLOBAL_REDACTOR(f"{type(exc).__name__}: {exc}")
+                )
         return out
 
     async def aclose(self) -> None:

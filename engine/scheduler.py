@@ -29,7 +29,11 @@ def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOSche
     """
     scheduler = AsyncIOScheduler(
         timezone=UTC,
-        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
+        job_defaults={
+            "max_instances": 1,
+            "coalesce": True,
+            "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+        },
     )
     runs: Counter[str] = Counter()
     job_ids: list[str] = []
@@ -70,7 +74,9 @@ def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOSche
     return scheduler
 
 
-async def run_until_stopped(engine: Engine, *, cycles: int | None = None, grace: float = 30.0) -> None:
+async def run_until_stopped(
+    engine: Engine, *, cycles: int | None = None, grace: float = 30.0
+) -> None:
     """Run the schedule until ``engine.stop`` is set, then let running flows checkpoint.
 
     Flows check the stop event between orders and pages; anything still running

@@ -59,7 +59,9 @@ class OrderState(StrEnum):
     CANCELLED = "cancelled"
 
 
-NOT_IN_SHOP = frozenset({OrderState.PENDING, OrderState.QUEUED, OrderState.HELD, OrderState.FAILED, OrderState.SKIPPED})
+NOT_IN_SHOP = frozenset(
+    {OrderState.PENDING, OrderState.QUEUED, OrderState.HELD, OrderState.FAILED, OrderState.SKIPPED}
+)
 IN_SHOP = frozenset(
     {
         OrderState.IMPORTED,
@@ -204,7 +206,7 @@ class StateStore:
         A holder on this host whose process is gone is taken over at once.
         """
         with self.transaction() as db:
-            rows = list(db["leases"].rows_where("connection_id = ?", [connection_id]))
+            rows = list(db.table("leases").rows_where("connection_id = ?", [connection_id]))
             now = time.time()
             epoch = 1
             if rows:
@@ -213,7 +215,7 @@ class StateStore:
                 held = row["owner"] != self.owner and row["expires_at"] > now
                 if held and not self._holder_dead(row):
                     return None
-            db["leases"].upsert(
+            db.table("leases").upsert(
                 {
                     "connection_id": connection_id,
                     "owner": self.owner,
@@ -245,7 +247,9 @@ class StateStore:
                 [time.time() + ttl, lease.connection_id, lease.owner, lease.epoch],
             )
             if cursor.rowcount != 1:
-                raise LeaseLost(f"connection {lease.connection_id}: lease taken over by another process")
+                raise LeaseLost(
+                    f"connection {lease.connection_id}: lease taken over by another process"
+                )
 
     def release_lease(self, lease: Lease) -> None:
         with self.transaction() as db:
@@ -267,24 +271,33 @@ class StateStore:
         if success:
             row["last_success_at"] = now
         with self.transaction() as db:
-            db["connection_runtime"].upsert(row, pk="connection_id")
+            db.table("connection_runtime").upsert(row, pk="connection_id")
 
     def runtime(self, connection_id: str) -> dict[str, Any]:
-        rows = list(self.db["connection_runtime"].rows_where("connection_id = ?", [connection_id]))
+        rows = list(
+            self.db.table("connection_runtime").rows_where("connection_id = ?", [connection_id])
+        )
         return rows[0] if rows else {}
 
     # -- cursors ---------------------------------------------------------------
 
     def get_cursor(self, connection_id: str, flow: str) -> str | None:
         rows = list(
-            self.db["cursors"].rows_where("connection_id = ? AND flow = ?", [connection_id, flow])
+            self.db.table("cursors").rows_where(
+                "connection_id = ? AND flow = ?", [connection_id, flow]
+            )
         )
         return rows[0]["value"] if rows else None
 
     def set_cursor(self, connection_id: str, flow: str, value: str | None) -> None:
         with self.transaction() as db:
-            db["cursors"].upsert(
-                {"connection_id": connection_id, "flow": flow, "value": value, "updated_at": _now()},
+            db.table("cursors").upsert(
+                {
+                    "connection_id": connection_id,
+                    "flow": flow,
+                    "value": value,
+                    "updated_at": _now(),
+                },
                 pk=("connection_id", "flow"),
             )
 
@@ -292,11 +305,15 @@ class StateStore:
 
     def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
         rows = list(
-            self.db["orders"].rows_where("connection_id = ? AND order_id = ?", [connection_id, order_id])
+            self.db.table("orders").rows_where(
+                "connection_id = ? AND order_id = ?", [connection_id, order_id]
+            )
         )
         return OrderRecord.from_row(rows[0]) if rows else None
 
-    def save_order(self, connection_id: str, order: Order, state: OrderState, **fields: Any) -> None:
+    def save_order(
+        self, connection_id: str, order: Order, state: OrderState, **fields: Any
+    ) -> None:
         """Insert or update an order's payload and state (plus any column in ``fields``)."""
         now = _now()
         row: dict[str, Any] = {
@@ -314,17 +331,19 @@ class StateStore:
             **fields,
         }
         with self.transaction() as db:
-            exists = db["orders"].count_where(
+            exists = db.table("orders").count_where(
                 "connection_id = ? AND order_id = ?", [connection_id, order.marketplace_order_id]
             )
             if exists:
-                db["orders"].update((connection_id, order.marketplace_order_id), row)
+                db.table("orders").update((connection_id, order.marketplace_order_id), row)
             else:
-                db["orders"].insert({**row, "created_at": now})
+                db.table("orders").insert({**row, "created_at": now})
 
-    def set_order_state(self, connection_id: str, order_id: str, state: OrderState, **fields: Any) -> None:
+    def set_order_state(
+        self, connection_id: str, order_id: str, state: OrderState, **fields: Any
+    ) -> None:
         with self.transaction() as db:
-            db["orders"].update(
+            db.table("orders").update(
                 (connection_id, order_id), {"state": state.value, "updated_at": _now(), **fields}
             )
 
@@ -341,7 +360,7 @@ class StateStore:
         if state:
             where.append("state = ?")
             args.append(state)
-        rows = self.db["orders"].rows_where(
+        rows = self.db.table("orders").rows_where(
             " AND ".join(where) or None,
             args,
             order_by="purchased_at",
@@ -351,19 +370,23 @@ class StateStore:
         )
         return list(rows)
 
-    def orders_in_states(self, connection_id: str, states: frozenset[OrderState]) -> list[OrderRecord]:
+    def orders_in_states(
+        self, connection_id: str, states: frozenset[OrderState]
+    ) -> list[OrderRecord]:
         marks = ",".join("?" for _ in states)
-        rows = self.db["orders"].rows_where(
+        rows = self.db.table("orders").rows_where(
             f"connection_id = ? AND state IN ({marks})",
             [connection_id, *[s.value for s in states]],
             order_by="purchased_at",
         )
         return [OrderRecord.from_row(r) for r in rows]
 
-    def log(self, connection_id: str, order_id: str, direction: str, action: str, detail: str = "") -> None:
+    def log(
+        self, connection_id: str, order_id: str, direction: str, action: str, detail: str = ""
+    ) -> None:
         """Append to an order's log. ``direction`` is ``amazon->shop``, ``shop->amazon`` or ``local``."""
         with self.transaction() as db:
-            db["order_log"].insert(
+            db.table("order_log").insert(
                 {
                     "connection_id": connection_id,
                     "order_id": order_id,
@@ -376,7 +399,7 @@ class StateStore:
 
     def order_log(self, connection_id: str, order_id: str) -> list[dict[str, Any]]:
         return list(
-            self.db["order_log"].rows_where(
+            self.db.table("order_log").rows_where(
                 "connection_id = ? AND order_id = ?", [connection_id, order_id], order_by="id"
             )
         )
@@ -389,11 +412,11 @@ class StateStore:
         """Record an intent once per ``(connection, kind, key)``; ``False`` if it already exists."""
         now = _now()
         with self.transaction() as db:
-            if db["outbox"].count_where(
+            if db.table("outbox").count_where(
                 "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind.value, key]
             ):
                 return False
-            db["outbox"].insert(
+            db.table("outbox").insert(
                 {
                     "connection_id": connection_id,
                     "kind": kind.value,
@@ -423,7 +446,7 @@ class StateStore:
                 return IntentState.PENDING
             if existing.state is IntentState.DONE:
                 return IntentState.DONE
-            db["outbox"].update(
+            db.table("outbox").update(
                 existing.id,
                 {
                     "payload": json.dumps(payload, default=str),
@@ -435,7 +458,10 @@ class StateStore:
             return IntentState.PENDING
 
     def intents(
-        self, connection_id: str, kind: IntentKind | None = None, state: IntentState | None = IntentState.PENDING
+        self,
+        connection_id: str,
+        kind: IntentKind | None = None,
+        state: IntentState | None = IntentState.PENDING,
     ) -> list[Intent]:
         where, args = ["connection_id = ?"], [connection_id]
         if kind is not None:
@@ -444,12 +470,12 @@ class StateStore:
         if state is not None:
             where.append("state = ?")
             args.append(state.value)
-        rows = self.db["outbox"].rows_where(" AND ".join(where), args, order_by="id")
+        rows = self.db.table("outbox").rows_where(" AND ".join(where), args, order_by="id")
         return [Intent.from_row(r) for r in rows]
 
     def intent(self, connection_id: str, kind: IntentKind, key: str) -> Intent | None:
         rows = list(
-            self.db["outbox"].rows_where(
+            self.db.table("outbox").rows_where(
                 "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind.value, key]
             )
         )
@@ -466,17 +492,29 @@ class StateStore:
             )
         intent.attempts += 1
 
-    def finish_intent(self, intent: Intent, state: IntentState, *, reason: str | None = None, error: str | None = None) -> None:
+    def finish_intent(
+        self,
+        intent: Intent,
+        state: IntentState,
+        *,
+        reason: str | None = None,
+        error: str | None = None,
+    ) -> None:
         with self.transaction() as db:
-            db["outbox"].update(
+            db.table("outbox").update(
                 intent.id,
-                {"state": state.value, "failure_reason": reason, "last_error": error, "updated_at": _now()},
+                {
+                    "state": state.value,
+                    "failure_reason": reason,
+                    "last_error": error,
+                    "updated_at": _now(),
+                },
             )
         intent.state = state
 
     def note_intent_error(self, intent: Intent, error: str) -> None:
         with self.transaction() as db:
-            db["outbox"].update(intent.id, {"last_error": error, "updated_at": _now()})
+            db.table("outbox").update(intent.id, {"last_error": error, "updated_at": _now()})
 
     def retry_failed(self, connection_id: str | None = None) -> dict[str, int]:
         """Move failed intents and orders back to pending; return counts."""
@@ -488,7 +526,9 @@ class StateStore:
                 f"UPDATE outbox SET state = 'pending', failure_reason = NULL WHERE {where}", args
             ).rowcount
             ow = "state = ?" + (" AND connection_id = ?" if connection_id else "")
-            oargs: list[Any] = [OrderState.FAILED.value] + ([connection_id] if connection_id else [])
+            oargs: list[Any] = [OrderState.FAILED.value] + (
+                [connection_id] if connection_id else []
+            )
             counts["orders"] = db.execute(
                 f"UPDATE orders SET state = 'queued', failure_reason = NULL, failure_message = NULL "
                 f"WHERE {ow}",
@@ -502,17 +542,19 @@ class StateStore:
 
     # -- failures --------------------------------------------------------------
 
-    def record_failure(self, connection_id: str, kind: str, key: str, reason: str, message: str) -> None:
+    def record_failure(
+        self, connection_id: str, kind: str, key: str, reason: str, message: str
+    ) -> None:
         now = _now()
         with self.transaction() as db:
             existing = list(
-                db["failures"].rows_where(
+                db.table("failures").rows_where(
                     "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind, key]
                 )
             )
             attempts = existing[0]["attempts"] + 1 if existing else 1
             first = existing[0]["first_at"] if existing else now
-            db["failures"].upsert(
+            db.table("failures").upsert(
                 {
                     "connection_id": connection_id,
                     "kind": kind,
@@ -535,8 +577,8 @@ class StateStore:
 
     def failures(self, connection_id: str | None = None) -> list[dict[str, Any]]:
         if connection_id:
-            return list(self.db["failures"].rows_where("connection_id = ?", [connection_id]))
-        return list(self.db["failures"].rows)
+            return list(self.db.table("failures").rows_where("connection_id = ?", [connection_id]))
+        return list(self.db.table("failures").rows)
 
     # -- stock -----------------------------------------------------------------
 
@@ -549,7 +591,7 @@ class StateStore:
     def record_pushed(self, connection_id: str, quantities: dict[str, int]) -> None:
         now = _now()
         with self.transaction() as db:
-            db["stock_pushed"].upsert_all(
+            db.table("stock_pushed").upsert_all(
                 [
                     {"connection_id": connection_id, "sku": sku, "quantity": qty, "pushed_at": now}
                     for sku, qty in quantities.items()
@@ -561,7 +603,9 @@ class StateStore:
 
     def quota_used(self, connection_id: str, month: str) -> int:
         rows = list(
-            self.db["quota_usage"].rows_where("connection_id = ? AND month = ?", [connection_id, month])
+            self.db.table("quota_usage").rows_where(
+                "connection_id = ? AND month = ?", [connection_id, month]
+            )
         )
         return int(rows[0]["used"]) if rows else 0
 
@@ -575,6 +619,7 @@ class StateStore:
 
     def counts_by_state(self, connection_id: str) -> dict[str, int]:
         rows = self.db.execute(
-            "SELECT state, COUNT(*) FROM orders WHERE connection_id = ? GROUP BY state", [connection_id]
+            "SELECT state, COUNT(*) FROM orders WHERE connection_id = ? GROUP BY state",
+            [connection_id],
         ).fetchall()
         return {state: n for state, n in rows}

@@ -25,12 +25,20 @@ def fail_item(
             ctx.store.finish_intent(intent, IntentState.FAILED, reason=reason_value, error=message)
         if order_id is not None and kind == "order":
             ctx.store.set_order_state(
-                ctx.cid, order_id, OrderState.FAILED, failure_reason=reason_value, failure_message=message
+                ctx.cid,
+                order_id,
+                OrderState.FAILED,
+                failure_reason=reason_value,
+                failure_message=message,
             )
         if order_id is not None:
-            ctx.store.log(ctx.cid, order_id, "local", f"{kind} failed", f"{reason_value}: {message}")
+            ctx.store.log(
+                ctx.cid, order_id, "local", f"{kind} failed", f"{reason_value}: {message}"
+            )
     ctx.log.warning("%s %s %s failed: %s: %s", ctx.cid, kind, key, reason_value, message)
-    ctx.hooks.item_failed(connection_id=ctx.cid, kind=kind, key=key, reason=reason_value, message=message)
+    ctx.hooks.item_failed(
+        connection_id=ctx.cid, kind=kind, key=key, reason=reason_value, message=message
+    )
 
 
 def classify(exc: Exception) -> tuple[bool, FailureReason, str]:

@@ -32,7 +32,9 @@ def order_window(ctx: SyncContext) -> tuple[datetime, datetime]:
         since = datetime.combine(start, time(), tzinfo=UTC) if start else now - timedelta(days=1)
     else:
         minutes = ctx.connection.lookback_minutes
-        lookback = timedelta(minutes=minutes) if minutes is not None else ctx.marketplace.default_lookback
+        lookback = (
+            timedelta(minutes=minutes) if minutes is not None else ctx.marketplace.default_lookback
+        )
         since = datetime.fromisoformat(cursor) - lookback
     return since, until
 
@@ -61,7 +63,10 @@ def _state_for_new(ctx: SyncContext, order: Order) -> tuple[OrderState, str]:
     if order.fulfillment_channel is FulfillmentChannel.MARKETPLACE and not (
         ctx.connection.import_marketplace_fulfilled
     ):
-        return OrderState.SKIPPED, "fulfilled by the marketplace; not imported (import_marketplace_fulfilled)"
+        return (
+            OrderState.SKIPPED,
+            "fulfilled by the marketplace; not imported (import_marketplace_fulfilled)",
+        )
     if order.status is OrderStatus.PENDING:
         return OrderState.PENDING, "pending payment; imported once the marketplace releases it"
     if order.status is OrderStatus.CANCELLED:
@@ -91,7 +96,9 @@ def ingest(ctx: SyncContext, order: Order, report: FlowReport) -> None:
             state = _on_marketplace_cancel(ctx, record, order, report)
         elif state is OrderState.PENDING and order.importable:
             state = OrderState.QUEUED
-            store.log(cid, oid, "amazon->shop", "released", f"now {order.status.value}; queued for import")
+            store.log(
+                cid, oid, "amazon->shop", "released", f"now {order.status.value}; queued for import"
+            )
             report.add("released")
         store.save_order(cid, order, state)
 
@@ -118,13 +125,17 @@ def _on_marketplace_cancel(
         intent = store.intent(cid, IntentKind.CANCEL_ON_MARKETPLACE, oid)
         if intent is not None and intent.state is not IntentState.DONE:
             store.finish_intent(intent, IntentState.DONE)
-        store.log(cid, oid, "amazon->shop", "cancellation confirmed", "the marketplace shows it cancelled")
+        store.log(
+            cid, oid, "amazon->shop", "cancellation confirmed", "the marketplace shows it cancelled"
+        )
         return OrderState.CANCELLED
     if state in IN_SHOP or state is OrderState.IMPORT_INTENDED:
         store.add_intent(cid, IntentKind.CANCEL_IN_SHOP, oid, oid, {})
         store.log(cid, oid, "amazon->shop", "cancel intended", "cancelled on the marketplace")
         report.add("cancellations received")
-        return OrderState.CANCEL_IN_SHOP_INTENDED if state is not OrderState.IMPORT_INTENDED else state
+        return (
+            OrderState.CANCEL_IN_SHOP_INTENDED if state is not OrderState.IMPORT_INTENDED else state
+        )
     store.log(cid, oid, "amazon->shop", "cancelled", "cancelled on the marketplace before import")
     report.add("cancelled before import")
     return OrderState.CANCELLED
@@ -136,7 +147,10 @@ def _month(ctx: SyncContext) -> str:
 
 def _validate(order: Order) -> tuple[FailureReason, str] | None:
     if order.shipping_address is None:
-        return FailureReason.INVALID_ADDRESS, f"order {order.marketplace_order_id} has no shipping address"
+        return (
+            FailureReason.INVALID_ADDRESS,
+            f"order {order.marketplace_order_id} has no shipping address",
+        )
     missing = order.shipping_address.missing_for_shipping()
     if missing:
         return (
@@ -159,63 +173,93 @@ async def _resolve(ctx: SyncContext, skus: set[str]) -> dict[str, ProductRef]:
 
 
 async def import_queued(ctx: SyncContext, report: FlowReport) -> None:
-    """Turn queued (and quota-held) orders into import intents, then execute them."""
+    """Turn queued (and quota-held) orders into import intents, then execute them.
+
+    Orders are taken oldest first. Only orders that pass validation and product
+    resolution count against the monthly quota; the rest of the line is held.
+    """
     store, cid = ctx.store, ctx.cid
-    candidates = store.orders_in_states(cid, frozenset({OrderState.QUEUED, OrderState.HELD}))
+    waiting = store.orders_in_states(cid, frozenset({OrderState.QUEUED, OrderState.HELD}))
     limit = ctx.connection.orders_per_month
     month = _month(ctx)
     in_flight = len(store.intents(cid, IntentKind.IMPORT, IntentState.PENDING))
-    used = store.quota_used(cid, month) + in_flight
-    ready: list[OrderRecord] = []
-    for record in candidates:
-        if limit is not None and used >= limit:
-            if record.state is not OrderState.HELD:
-                store.set_order_state(cid, record.order_id, OrderState.HELD, quota_month=month)
-                store.log(cid, record.order_id, "local", "held", f"order quota {limit}/month reached for {month}")
-                report.add("held")
-            continue
-        invalid = _validate(record.order)
-        if invalid:
-            fail_item(ctx, "order", record.order_id, invalid[0], invalid[1], order_id=record.order_id)
-            report.add("failed")
-            continue
-        ready.append(record)
-        used += 1
-    if ready:
-        skus = {line.sku for record in ready for line in record.order.lines}
-        products = await _resolve(ctx, skus)
-        for record in ready:
-            unknown = sorted({line.sku for line in record.order.lines} - set(products))
-            if unknown:
-                attr = ctx.connection.product_identification_attribute
+    remaining = None if limit is None else max(0, limit - store.quota_used(cid, month) - in_flight)
+    position = 0
+    while position < len(waiting) and (remaining is None or remaining > 0):
+        size = RESOLVE_BATCH if remaining is None else min(RESOLVE_BATCH, remaining)
+        chunk = waiting[position : position + size]
+        position += len(chunk)
+        valid = []
+        for record in chunk:
+            invalid = _validate(record.order)
+            if invalid:
                 fail_item(
-                    ctx,
-                    "order",
-                    record.order_id,
-                    FailureReason.UNKNOWN_SKU,
-                    f"order {record.order_id}: no shop product has {attr} = "
-                    + ", ".join(repr(s) for s in unknown),
-                    order_id=record.order_id,
+                    ctx, "order", record.order_id, invalid[0], invalid[1], order_id=record.order_id
                 )
                 report.add("failed")
-                continue
-            payload = {
-                "products": {
-                    line.sku: products[line.sku].model_dump(mode="json") for line in record.order.lines
-                }
-            }
-            with store.transaction():
-                ctx.fence()
-                status = store.upsert_intent(cid, IntentKind.IMPORT, record.order_id, record.order_id, payload)
-                if status is IntentState.DONE:  # already in the shop (a retried, stale failure)
-                    store.set_order_state(cid, record.order_id, OrderState.IMPORTED)
-                    continue
-                store.set_order_state(cid, record.order_id, OrderState.IMPORT_INTENDED, quota_month=month)
-                store.clear_failure(cid, "order", record.order_id)
+            else:
+                valid.append(record)
+        if valid:
+            products = await _resolve(ctx, {line.sku for r in valid for line in r.order.lines})
+            for record in valid:
+                if _intend_import(ctx, record, products, month, report) and remaining is not None:
+                    remaining -= 1
+    for record in waiting[position:]:
+        if record.state is not OrderState.HELD:
+            store.set_order_state(cid, record.order_id, OrderState.HELD, quota_month=month)
+            store.log(
+                cid,
+                record.order_id,
+                "local",
+                "held",
+                f"order quota {limit}/month reached for {month}",
+            )
+            report.add("held")
     for intent in store.intents(cid, IntentKind.IMPORT, IntentState.PENDING):
         if ctx.stop.is_set():
             return
         await execute_import(ctx, intent, report)
+
+
+def _intend_import(
+    ctx: SyncContext,
+    record: OrderRecord,
+    products: dict[str, ProductRef],
+    month: str,
+    report: FlowReport,
+) -> bool:
+    """Commit the import intent for one order; ``False`` if it failed instead."""
+    store, cid = ctx.store, ctx.cid
+    unknown = sorted({line.sku for line in record.order.lines} - set(products))
+    if unknown:
+        attr = ctx.connection.product_identification_attribute
+        fail_item(
+            ctx,
+            "order",
+            record.order_id,
+            FailureReason.UNKNOWN_SKU,
+            f"order {record.order_id}: no shop product has {attr} = "
+            + ", ".join(repr(s) for s in unknown),
+            order_id=record.order_id,
+        )
+        report.add("failed")
+        return False
+    payload = {
+        "products": {
+            line.sku: products[line.sku].model_dump(mode="json") for line in record.order.lines
+        }
+    }
+    with store.transaction():
+        ctx.fence()
+        status = store.upsert_intent(
+            cid, IntentKind.IMPORT, record.order_id, record.order_id, payload
+        )
+        if status is IntentState.DONE:  # already in the shop (a retried, stale failure)
+            store.set_order_state(cid, record.order_id, OrderState.IMPORTED)
+            return False
+        store.set_order_state(cid, record.order_id, OrderState.IMPORT_INTENDED, quota_month=month)
+        store.clear_failure(cid, "order", record.order_id)
+    return True
 
 
 async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -> None:
@@ -238,8 +282,15 @@ async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -
         if retriable:
             retry_later(ctx, intent, report, exc)
             return
-        fail_item(ctx, "order", oid, FailureReason.SHOP_REJECTED if reason is FailureReason.UNAVAILABLE else reason,
-                  message, order_id=oid, intent=intent)
+        fail_item(
+            ctx,
+            "order",
+            oid,
+            FailureReason.SHOP_REJECTED if reason is FailureReason.UNAVAILABLE else reason,
+            message,
+            order_id=oid,
+            intent=intent,
+        )
         report.add("failed")
         return
     cancel_pending = store.intent(cid, IntentKind.CANCEL_IN_SHOP, oid)
@@ -254,7 +305,9 @@ async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -
             cid, oid, next_state, shop_order_id=ref.id, shop_order_number=ref.number
         )
         store.consume_quota(cid, _month(ctx))
-        detail = f"shop order {ref.number or ref.id}" + (" (found after an earlier attempt)" if found else "")
+        detail = f"shop order {ref.number or ref.id}" + (
+            " (found after an earlier attempt)" if found else ""
+        )
         store.log(cid, oid, "amazon->shop", "imported", detail)
     report.add("imported")
     ctx.hooks.order_imported(connection_id=cid, order=record.order, shop_ref=ref)
@@ -283,7 +336,15 @@ async def run_shop_cancellations(ctx: SyncContext, report: FlowReport) -> None:
             if retriable:
                 retry_later(ctx, intent, report, exc)
             else:
-                fail_item(ctx, "cancellation", intent.order_id, reason, message, order_id=intent.order_id, intent=intent)
+                fail_item(
+                    ctx,
+                    "cancellation",
+                    intent.order_id,
+                    reason,
+                    message,
+                    order_id=intent.order_id,
+                    intent=intent,
+                )
             continue
         with store.transaction():
             store.finish_intent(intent, IntentState.DONE)
@@ -293,6 +354,8 @@ async def run_shop_cancellations(ctx: SyncContext, report: FlowReport) -> None:
                 intent.order_id,
                 "amazon->shop",
                 "cancelled in shop" if ref is not None else "cancelled",
-                f"shop order {ref.number or ref.id}" if ref is not None else "never reached the shop",
+                f"shop order {ref.number or ref.id}"
+                if ref is not None
+                else "never reached the shop",
             )
         report.add("cancelled in shop")

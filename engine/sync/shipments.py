@@ -8,7 +8,7 @@ an earlier attempt is reconciled by asking the marketplace first.
 from __future__ import annotations
 
 from engine.errors import FailureReason, LeaseLost
-from engine.models import CancelRequest, Cancellation, OrderStatus, Shipment
+from engine.models import Cancellation, CancelRequest, OrderStatus, Shipment
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderState
 from engine.sync.carriers import map_carrier
 from engine.sync.context import FlowReport, SyncContext
@@ -50,10 +50,20 @@ def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -
     record = store.get_order(cid, oid)
     if record is None or record.state not in IN_SHOP:
         return  # not an order ordersync imported (or not imported yet)
-    if store.add_intent(cid, IntentKind.CONFIRM_SHIPMENT, shipment.shipment_id, oid, shipment.model_dump(mode="json")):
+    if store.add_intent(
+        cid,
+        IntentKind.CONFIRM_SHIPMENT,
+        shipment.shipment_id,
+        oid,
+        shipment.model_dump(mode="json"),
+    ):
         carrier = shipment.carrier or "no carrier"
         store.log(
-            cid, oid, "shop->amazon", "shipment seen", f"{carrier} {shipment.tracking_number or ''}".strip()
+            cid,
+            oid,
+            "shop->amazon",
+            "shipment seen",
+            f"{carrier} {shipment.tracking_number or ''}".strip(),
         )
         report.add("shipments seen")
 
@@ -65,9 +75,21 @@ def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: F
         return  # unknown, already cancelled, or our own cancellation echoing back
     if record.order.status is OrderStatus.CANCELLED:
         return
-    if store.add_intent(cid, IntentKind.CANCEL_ON_MARKETPLACE, oid, oid, {"reason": ctx.connection.cancellation_reason}):
+    if store.add_intent(
+        cid,
+        IntentKind.CANCEL_ON_MARKETPLACE,
+        oid,
+        oid,
+        {"reason": ctx.connection.cancellation_reason},
+    ):
         store.set_order_state(cid, oid, OrderState.CANCEL_ON_MARKETPLACE_INTENDED)
-        store.log(cid, oid, "shop->amazon", "cancel intended", f"cancelled in the shop ({ctx.connection.cancellation_reason})")
+        store.log(
+            cid,
+            oid,
+            "shop->amazon",
+            "cancel intended",
+            f"cancelled in the shop ({ctx.connection.cancellation_reason})",
+        )
         report.add("cancellations seen")
 
 
@@ -83,15 +105,25 @@ async def confirm_shipments(ctx: SyncContext, report: FlowReport) -> None:
         await _confirm_one(ctx, intent, allowed, report)
 
 
-async def _confirm_one(ctx: SyncContext, intent: Intent, allowed: frozenset[str], report: FlowReport) -> None:
+async def _confirm_one(
+    ctx: SyncContext, intent: Intent, allowed: frozenset[str], report: FlowReport
+) -> None:
     store, cid, oid = ctx.store, ctx.cid, intent.order_id
     record = store.get_order(cid, oid)
     shipment = Shipment.model_validate(intent.payload)
     if record is None or record.state is OrderState.CANCELLED:
-        store.finish_intent(intent, IntentState.FAILED, reason=FailureReason.NOT_IMPORTED.value, error="order cancelled")
+        store.finish_intent(
+            intent,
+            IntentState.FAILED,
+            reason=FailureReason.NOT_IMPORTED.value,
+            error="order cancelled",
+        )
         return
     code = map_carrier(
-        shipment.carrier, ctx.connection.carrier_map, allowed, ctx.connection.default_shipping_service
+        shipment.carrier,
+        ctx.connection.carrier_map,
+        allowed,
+        ctx.connection.default_shipping_service,
     )
     reconcile = intent.attempts > 0
     store.begin_attempt(intent, ctx.lease)
@@ -106,19 +138,36 @@ async def _confirm_one(ctx: SyncContext, intent: Intent, allowed: frozenset[str]
         if retriable:
             retry_later(ctx, intent, report, exc)
         else:
-            reason = FailureReason.MARKETPLACE_REJECTED if reason is FailureReason.SHOP_REJECTED else reason
-            fail_item(ctx, "shipment", shipment.shipment_id, reason, f"order {oid}: {message}", order_id=oid, intent=intent)
+            reason = (
+                FailureReason.MARKETPLACE_REJECTED
+                if reason is FailureReason.SHOP_REJECTED
+                else reason
+            )
+            fail_item(
+                ctx,
+                "shipment",
+                shipment.shipment_id,
+                reason,
+                f"order {oid}: {message}",
+                order_id=oid,
+                intent=intent,
+            )
         return
     with store.transaction():
         store.finish_intent(intent, IntentState.DONE)
         state = _shipped_state(ctx, oid)
         if record.state in (OrderState.IMPORTED, OrderState.PARTIALLY_SHIPPED):
             store.set_order_state(cid, oid, state)
-        fallback = "" if code != ctx.connection.default_shipping_service or not shipment.carrier else (
-            f" (shop carrier {shipment.carrier!r} unknown: default service)"
+        fallback = (
+            ""
+            if code != ctx.connection.default_shipping_service or not shipment.carrier
+            else (f" (shop carrier {shipment.carrier!r} unknown: default service)")
         )
         store.log(
-            cid, oid, "shop->amazon", "shipment confirmed",
+            cid,
+            oid,
+            "shop->amazon",
+            "shipment confirmed",
             f"{code}{fallback} {shipment.tracking_number or ''}".strip(),
         )
     report.add("shipments confirmed")
@@ -180,7 +229,15 @@ async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
                 if retriable:
                     retry_later(ctx, intent, report, exc)
                 else:
-                    fail_item(ctx, "cancellation", intent.order_id, reason, message, order_id=intent.order_id, intent=intent)
+                    fail_item(
+                        ctx,
+                        "cancellation",
+                        intent.order_id,
+                        reason,
+                        message,
+                        order_id=intent.order_id,
+                        intent=intent,
+                    )
             continue
         by_key = {r.key: r for r in results}
         for intent in batch:
@@ -188,12 +245,21 @@ async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
             if result is not None and result.ok:
                 _cancelled(ctx, intent, report, f"reason {intent.payload.get('reason')}")
             elif result is None:
-                retry_later(ctx, intent, report, RuntimeError(f"order {intent.order_id}: no result in the cancel report"))
+                retry_later(
+                    ctx,
+                    intent,
+                    report,
+                    RuntimeError(f"order {intent.order_id}: no result in the cancel report"),
+                )
             else:
                 fail_item(
-                    ctx, "cancellation", intent.order_id, FailureReason.MARKETPLACE_REJECTED,
+                    ctx,
+                    "cancellation",
+                    intent.order_id,
+                    FailureReason.MARKETPLACE_REJECTED,
                     f"order {intent.order_id}: {result.code or ''} {result.message or ''}".strip(),
-                    order_id=intent.order_id, intent=intent,
+                    order_id=intent.order_id,
+                    intent=intent,
                 )
 
 

@@ -17,7 +17,13 @@ from engine.sync.intents import classify, fail_item
 FLOW = "stock"
 RUNS = "stock_runs"
 RESERVING = frozenset(
-    {OrderState.PENDING, OrderState.QUEUED, OrderState.HELD, OrderState.FAILED, OrderState.IMPORT_INTENDED}
+    {
+        OrderState.PENDING,
+        OrderState.QUEUED,
+        OrderState.HELD,
+        OrderState.FAILED,
+        OrderState.IMPORT_INTENDED,
+    }
 )
 
 
@@ -47,7 +53,9 @@ async def run_stock(ctx: SyncContext) -> FlowReport:
     report = FlowReport(FLOW)
     store, cid = ctx.store, ctx.cid
     runs = int(store.get_cursor(cid, RUNS) or 0)
-    full = store.get_cursor(cid, FLOW) is None or runs % ctx.connection.schedule.full_stock_every == 0
+    full = (
+        store.get_cursor(cid, FLOW) is None or runs % ctx.connection.schedule.full_stock_every == 0
+    )
     levels, cursor = await read_stock(ctx, full)
     if ctx.stop.is_set():
         return report
@@ -55,7 +63,11 @@ async def run_stock(ctx: SyncContext) -> FlowReport:
     reserved = reserved_quantities(ctx)
     pushed = store.pushed_stock(cid)
     wanted = {sku: max(0, qty - reserved.get(sku, 0)) for sku, qty in levels.items()}
-    changed = [StockLevel(sku=sku, quantity=qty) for sku, qty in sorted(wanted.items()) if pushed.get(sku) != qty]
+    changed = [
+        StockLevel(sku=sku, quantity=qty)
+        for sku, qty in sorted(wanted.items())
+        if pushed.get(sku) != qty
+    ]
     report.add("skus read", len(levels))
     ok = await push(ctx, changed, report)
     if ok:
@@ -93,7 +105,10 @@ async def push(ctx: SyncContext, levels: list[StockLevel], report: FlowReport) -
     for result in results:
         if not result.ok:
             fail_item(
-                ctx, "stock", result.key, FailureReason.MARKETPLACE_REJECTED,
+                ctx,
+                "stock",
+                result.key,
+                FailureReason.MARKETPLACE_REJECTED,
                 f"SKU {result.key}: {result.code or ''} {result.message or ''}".strip(),
             )
             report.add("failed")

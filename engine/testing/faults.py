@@ -92,7 +92,9 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
 
-    def add(self, kind: str, match: str = ".*", probability: float = 1.0, count: int | None = None) -> None:
+    def add(
+        self, kind: str, match: str = ".*", probability: float = 1.0, count: int | None = None
+    ) -> None:
         self.rules.append(FaultRule(kind=kind, match=match, probability=probability, count=count))
 
     def clear(self) -> None:
@@ -148,17 +150,21 @@ class FaultMiddleware:
 
     async def _inject(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
         if kind in ("429", "500", "503"):
-            body = json.dumps({"errors": [{"code": "SimulatedFault", "message": f"injected {kind}"}]})
+            error = json.dumps(
+                {"errors": [{"code": "SimulatedFault", "message": f"injected {kind}"}]}
+            )
             headers = {"content-type": "application/json"}
             if kind == "429":
                 headers["retry-after"] = "1"
-            await send_response(send, int(kind), headers, body.encode())
+            await send_response(send, int(kind), headers, error.encode())
             return
         if kind == "html_200":
             await send_response(send, 200, {"content-type": "text/html"}, _HTML)
             return
         if kind == "malformed_json":
-            await send_response(send, 200, {"content-type": "application/json"}, b'{"orders": [{"id": ')
+            await send_response(
+                send, 200, {"content-type": "application/json"}, b'{"orders": [{"id": '
+            )
             return
         after = kind.endswith("_after") or kind == "truncated"
         captured: list[Message] = []
@@ -169,9 +175,15 @@ class FaultMiddleware:
 
             await self.app(scope, receive, capture)
         if kind == "truncated":
-            body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+            body = b"".join(
+                m.get("body", b"") for m in captured if m["type"] == "http.response.body"
+            )
             start = next(m for m in captured if m["type"] == "http.response.start")
-            headers = {k.decode(): v.decode() for k, v in start.get("headers", []) if k != b"content-length"}
+            headers = {
+                k.decode(): v.decode()
+                for k, v in start.get("headers", [])
+                if k != b"content-length"
+            }
             await send_response(send, start["status"], headers, body[: len(body) // 2])
             return
         if kind.startswith("timeout") and self.injector.hang_seconds:

@@ -50,7 +50,9 @@ class Limit:
     burst: int
 
 
-def default_throttled_response(operation: str, retry_after: float) -> tuple[int, dict[str, str], bytes]:
+def default_throttled_response(
+    operation: str, retry_after: float
+) -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"errors": [{"code": "QuotaExceeded", "message": "Rate limit exceeded"}]})
     return 429, {"content-type": "application/json"}, body.encode()
 

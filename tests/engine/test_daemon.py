@@ -1,0 +1,111 @@
+"""`ordersync run` as a real subprocess: runs flows, exits cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """
+state_path = "state.db"
+log_level = "INFO"
+
+[[connections]]
+id = "de"
+default_shipping_service = "Other"
+cancellation_reason = "NoInventory"
+schedule = { orders = 0.2, shipments = 0.2, stock = 0.2 }
+marketplace = { type = "fakemarket" }
+shop = { type = "fakeshop" }
+
+[[connections]]
+id = "off"
+active = false
+default_shipping_service = "Other"
+cancellation_reason = "NoInventory"
+marketplace = { type = "fakemarket" }
+shop = { type = "fakeshop" }
+"""
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path) -> dict[str, str]:
+    """Install the in-test plugins as a 'third-party' distribution for the subprocess."""
+    info = tmp_path / "site" / "ordersync_fakes-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ordersync-fakes\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[ordersync.plugins]\nfakes = tests.fakes\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(tmp_path / "site")])
+    env["ORDERSYNC_LOAD_PLUGINS"] = "fakes"
+    return env
+
+
+def runs_recorded(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM connection_runtime WHERE last_run_at IS NOT NULL"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_exits_gracefully_on_signal(tmp_path, fake_dist, sig):
+    config = tmp_path / "ordersync.toml"
+    config.write_text(textwrap.dedent(CONFIG))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "-c", str(config)],
+        env=fake_dist,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while runs_recorded(tmp_path / "state.db") < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "daemon never ran a flow"
+            time.sleep(0.1)
+        time.sleep(0.5)  # let several cycles run
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        rows = dict(conn.execute("SELECT connection_id, status FROM connection_runtime").fetchall())
+    assert rows == {"de": "ok"}  # the disabled connection never ran
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        open_leases = conn.execute(
+            "SELECT COUNT(*) FROM leases WHERE expires_at > ?", [time.time()]
+        ).fetchone()[0]
+    assert open_leases == 0  # released on the way out
+
+
+def test_run_with_cycles_stops_by_itself(tmp_path, fake_dist):
+    config = tmp_path / "ordersync.toml"
+    config.write_text(textwrap.dedent(CONFIG))
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "run", "-c", str(config), "--cycles", "2"],
+        env=fake_dist,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert runs_recorded(tmp_path / "state.db") == 1

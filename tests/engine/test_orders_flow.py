@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.errors import RetriableAPIError
+from engine.models import Address, Buyer, OrderStatus
+from engine.state import IntentKind, IntentState, OrderState
+from tests.conftest import connection_data
+
+
+async def test_imports_each_order_once_with_its_shop_reference(make_engine, world):
+    world.add_product("SKU-1")
+    for i in range(7):
+        world.add_order(f"A-{i}")
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert report.counts["imported"] == 7
+    assert len(world.shop_orders) == 7
+    record = engine.store.get_order("c1", "A-3")
+    assert record.state is OrderState.IMPORTED
+    assert record.shop_order_id == world.shop_order_for("A-3")[0].id
+    # A second run re-reads the lookback window and creates nothing new.
+    world.now += timedelta(minutes=1)
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_orders) == 7
+
+
+async def test_find_before_create_adopts_an_existing_shop_order(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    # Pretend the state DB was lost: a fresh engine on a new DB must not duplicate.
+    engine.store.db.execute("DELETE FROM orders")
+    engine.store.db.execute("DELETE FROM outbox")
+    engine.store.db.execute("DELETE FROM cursors")
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_orders) == 1
+    assert engine.store.get_order("c1", "A-1").state is OrderState.IMPORTED
+
+
+async def test_pending_orders_wait_until_released(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1", status=OrderStatus.PENDING)
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    assert world.shop_orders == []
+    assert engine.store.get_order("c1", "A-1").state is OrderState.PENDING
+    world.now += timedelta(minutes=10)
+    world.update_order("A-1", status=OrderStatus.UNSHIPPED)
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_order_for("A-1")) == 1
+
+
+async def test_cursor_never_skips_a_late_updated_order(make_engine, world):
+    """An order whose update time lies before the cursor (indexing lag) is read by the lookback."""
+    world.add_product("SKU-1")
+    engine = make_engine(connection_data(lookback_minutes=30))
+    await engine.run_flow("c1", "orders")
+    cursor = engine.store.get_cursor("c1", "orders")
+    world.now += timedelta(minutes=5)
+    # Appears only now, but Amazon stamps it 20 minutes before the cursor.
+    from datetime import datetime
+
+    late = datetime.fromisoformat(cursor) - timedelta(minutes=20)
+    world.add_order("LATE-1", updated_at=late)
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_order_for("LATE-1")) == 1
+
+
+async def test_cursor_does_not_move_when_reading_fails(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.fail_next["mkt.page"] = RetriableAPIError("throttled", status=429)
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert report.errors
+    assert engine.store.get_cursor("c1", "orders") is None
+    assert engine.store.runtime("c1")["status"] == "error"
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_order_for("A-1")) == 1
+
+
+async def test_window_ends_before_the_safety_margin(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("RECENT", updated_at=world.now - timedelta(seconds=30))
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    assert world.shop_orders == []
+    assert engine.store.get_cursor("c1", "orders") == (world.now - timedelta(minutes=2)).isoformat()
+    world.now += timedelta(minutes=3)
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_order_for("RECENT")) == 1
+
+
+async def test_unknown_sku_fails_with_reason_and_retry_succeeds(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1", {"SKU-1": 1, "NOPE-9": 2})
+    world.add_order("A-2")
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    record = engine.store.get_order("c1", "A-1")
+    assert record.state is OrderState.FAILED
+    assert record.failure_reason == "unknown_sku"
+    assert "'NOPE-9'" in record.failure_message and "A-1" in record.failure_message
+    assert report.counts["imported"] == 1  # the other order went through
+    failures = engine.store.failures("c1")
+    assert [(f["kind"], f["key"], f["reason"]) for f in failures] == [
+        ("order", "A-1", "unknown_sku")
+    ]
+    world.add_product("NOPE-9")
+    engine.store.retry_failed("c1")
+    await engine.run_flow("c1", "orders")
+    assert engine.store.get_order("c1", "A-1").state is OrderState.IMPORTED
+    assert len(world.shop_order_for("A-1")) == 1
+    assert engine.store.failures("c1") == []
+
+
+async def test_invalid_address_fails_without_stopping_others(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("BAD", address=Address(name="X", country_code="DE"))
+    world.add_order("GOOD")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    bad = engine.store.get_order("c1", "BAD")
+    assert bad.state is OrderState.FAILED and bad.failure_reason == "invalid_address"
+    assert "line1" in bad.failure_message and "city" in bad.failure_message
+    assert len(world.shop_order_for("GOOD")) == 1
+
+
+async def test_shop_rejection_is_recorded_and_retryable(make_engine, world):
+    world.add_product("SKU-1")
+    order = world.add_order("A-1")
+    world.amazon["A-1"] = order.model_copy(update={"buyer": Buyer(name="REJECT")})
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    record = engine.store.get_order("c1", "A-1")
+    assert record.state is OrderState.FAILED
+    assert record.failure_reason == "shop_rejected"
+    assert "customer name is invalid" in record.failure_message
+    assert engine.store.intent("c1", IntentKind.IMPORT, "A-1").state is IntentState.FAILED
+
+
+async def test_retriable_shop_error_keeps_the_intent_open(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.fail_next["shop.create.before"] = RetriableAPIError("503", status=503)
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    assert engine.store.get_order("c1", "A-1").state is OrderState.IMPORT_INTENDED
+    await engine.run_flow("c1", "orders")
+    assert engine.store.get_order("c1", "A-1").state is OrderState.IMPORTED
+    assert len(world.shop_order_for("A-1")) == 1
+
+
+async def test_amazon_cancellation_cancels_the_shop_order(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.add_order("A-2", status=OrderStatus.PENDING)
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    world.now += timedelta(minutes=10)
+    world.update_order("A-1", status=OrderStatus.CANCELLED)
+    world.update_order("A-2", status=OrderStatus.CANCELLED)
+    await engine.run_flow("c1", "orders")
+    assert world.shop_order_for("A-1")[0].cancelled
+    assert engine.store.get_order("c1", "A-1").state is OrderState.CANCELLED
+    # Never imported: simply cancelled, nothing created.
+    assert engine.store.get_order("c1", "A-2").state is OrderState.CANCELLED
+    assert world.shop_order_for("A-2") == []
+    actions = [row["action"] for row in engine.store.order_log("c1", "A-1")]
+    assert actions == ["received", "imported", "cancel intended", "cancelled in shop"]
+
+
+async def test_buyer_cancellation_request_is_logged(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    world.now += timedelta(minutes=10)
+    world.update_order("A-1", cancellation_requested=True)
+    await engine.run_flow("c1", "orders")
+    actions = [row["action"] for row in engine.store.order_log("c1", "A-1")]
+    assert "buyer requested cancellation" in actions
+
+
+async def test_quota_holds_orders_and_resumes_next_month(make_engine, world):
+    world.add_product("SKU-1")
+    for i in range(5):
+        world.add_order(f"A-{i}")
+    engine = make_engine(connection_data(orders_per_month=3))
+    report = await engine.run_flow("c1", "orders")
+    assert report.counts["imported"] == 3 and report.counts["held"] == 2
+    held = engine.store.list_orders("c1", "held")
+    assert len(held) == 2 and all(row["quota_month"] == "2026-11" for row in held)
+    # Still November: nothing more.
+    world.now += timedelta(minutes=5)
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_orders) == 3
+    # December: the held orders resume, oldest first, nothing dropped.
+    world.now = world.now.replace(month=12, day=1)
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_orders) == 5
+    assert engine.store.list_orders("c1", "held") == []
+
+
+async def test_marketplace_fulfilled_orders_are_skipped_unless_configured(make_engine, world):
+    from engine.models import FulfillmentChannel
+
+    world.add_product("SKU-1")
+    order = world.add_order("FBA-1")
+    world.amazon["FBA-1"] = order.model_copy(
+        update={"fulfillment_channel": FulfillmentChannel.MARKETPLACE}
+    )
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    assert engine.store.get_order("c1", "FBA-1").state is OrderState.SKIPPED
+    assert world.shop_orders == []
+
+
+async def test_disabled_and_stock_only_connections(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    engine = make_engine(
+        connection_data(id="off", active=False),
+        connection_data(id="stock", level="stock_only"),
+    )
+    assert await engine.run_flow("off", "orders") is None
+    assert await engine.run_flow("off", "stock") is None
+    assert await engine.run_flow("stock", "orders") is None
+    assert await engine.run_flow("stock", "shipments") is None
+    assert (await engine.run_flow("stock", "stock")).counts["pushed"] == 1
+    assert world.shop_orders == []

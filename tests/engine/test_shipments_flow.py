@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.errors import FatalAPIError, RetriableAPIError
+from engine.models import OrderStatus
+from engine.state import IntentKind, IntentState, OrderState
+from engine.sync.carriers import map_carrier
+from tests.conftest import connection_data
+
+
+async def imported(make_engine, world, *order_ids, skus=None, **conn):
+    world.add_product("SKU-1")
+    world.add_product("SKU-2")
+    for oid in order_ids:
+        world.add_order(oid, skus or {"SKU-1": 1})
+    engine = make_engine(connection_data(**conn))
+    await engine.run_flow("c1", "orders")
+    # The shipments flow starts "from now": read once so the cursor exists.
+    await engine.run_flow("c1", "shipments")
+    return engine
+
+
+async def test_shipment_confirmed_with_mapped_carrier(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.ship("A-1", carrier="DHL Paket", tracking="00340434")
+    report = await engine.run_flow("c1", "shipments")
+    assert report.counts["shipments confirmed"] == 1
+    assert world.confirmations == [("A-1", "F-1", "DHL")]
+    assert engine.store.get_order("c1", "A-1").state is OrderState.SHIPPED
+
+
+async def test_unknown_carrier_uses_default_service(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.ship("A-1", carrier="Hermes Kurier")
+    await engine.run_flow("c1", "shipments")
+    assert world.confirmations == [("A-1", "F-1", "Other")]
+    log = engine.store.order_log("c1", "A-1")[-1]
+    assert "unknown" in log["detail"] and "Hermes Kurier" in log["detail"]
+
+
+def test_map_carrier_rules():
+    allowed = frozenset({"DHL", "UPS", "Other"})
+    assert map_carrier("dhl", {}, allowed, "Other") == "DHL"
+    assert map_carrier("DHL Paket", {"dhl paket": "DHL"}, allowed, "Other") == "DHL"
+    assert map_carrier("GLS", {"GLS": "GLS"}, allowed, "Other") == "Other"  # mapped but not allowed
+    assert map_carrier(None, {}, allowed, "UPS") == "UPS"
+
+
+async def test_partial_shipments_confirm_each_package(make_engine, world):
+    engine = await imported(make_engine, world, "A-1", skus={"SKU-1": 2, "SKU-2": 1})
+    world.ship("A-1", {"SKU-1": 1}, tracking="T1")
+    await engine.run_flow("c1", "shipments")
+    assert engine.store.get_order("c1", "A-1").state is OrderState.PARTIALLY_SHIPPED
+    world.ship("A-1", {"SKU-1": 1, "SKU-2": 1}, tracking="T2")
+    await engine.run_flow("c1", "shipments")
+    assert [c[1] for c in world.confirmations] == ["F-1", "F-2"]
+    assert engine.store.get_order("c1", "A-1").state is OrderState.SHIPPED
+
+
+async def test_each_shipment_confirmed_once_across_runs(make_engine, world):
+    engine = await imported(make_engine, world, "A-1", "A-2", "A-3", "A-4")
+    for oid in ("A-1", "A-2", "A-3", "A-4"):
+        world.ship(oid)
+    await engine.run_flow("c1", "shipments")
+    await engine.run_flow("c1", "shipments")
+    assert sorted(c[0] for c in world.confirmations) == ["A-1", "A-2", "A-3", "A-4"]
+
+
+async def test_shop_cancellation_cancels_on_marketplace_in_one_batch(make_engine, world):
+    engine = await imported(make_engine, world, "A-1", "A-2", "A-3")
+    world.cancel_in_shop("A-1")
+    world.cancel_in_shop("A-2")
+    report = await engine.run_flow("c1", "shipments")
+    assert report.counts["cancelled on marketplace"] == 2
+    assert world.amazon_cancellations == [("A-1", "NoInventory"), ("A-2", "NoInventory")]
+    assert world.calls.count("mkt.cancel.before") == 1
+    assert engine.store.get_order("c1", "A-1").state is OrderState.CANCELLED
+    # The marketplace now reports it cancelled: no echo back into the shop.
+    world.now += timedelta(minutes=10)
+    await engine.run_flow("c1", "orders")
+    assert world.calls.count("shop.cancel.before") == 0
+
+
+async def test_rejected_cancellation_is_a_typed_failure(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.cancel_in_shop("A-1")
+    world.fail_next["mkt.cancel.before"] = FatalAPIError(
+        "order already shipped", status=400, code="InvalidInput"
+    )
+    await engine.run_flow("c1", "shipments")
+    intent = engine.store.intent("c1", IntentKind.CANCEL_ON_MARKETPLACE, "A-1")
+    assert intent.state is IntentState.FAILED
+    assert (
+        engine.store.failures("c1")[0]["reason"] == "shop_rejected"
+        or engine.store.failures("c1")[0]["kind"] == "cancellation"
+    )
+
+
+async def test_shipment_of_unknown_order_is_ignored(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.add_order("NOT-OURS")
+    from engine.models import Shipment, ShipmentLine
+
+    world.shop_events.append(
+        (
+            world.now,
+            Shipment(
+                shipment_id="X",
+                marketplace_order_id="NOT-OURS",
+                shop_order_id="Z",
+                lines=(ShipmentLine(sku="SKU-1", quantity=1),),
+                shipped_at=world.now,
+            ),
+        )
+    )
+    await engine.run_flow("c1", "shipments")
+    assert world.confirmations == []
+
+
+async def test_retriable_confirm_error_is_retried_after_reconcile(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.ship("A-1")
+    world.fail_next["mkt.confirm.before"] = RetriableAPIError("timeout")
+    await engine.run_flow("c1", "shipments")
+    assert world.confirmations == []
+    await engine.run_flow("c1", "shipments")
+    assert len(world.confirmations) == 1
+
+
+async def test_shop_history_is_not_replayed_on_first_run(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    world.ship("A-1")  # happened before the shipments flow ever ran
+    await engine.run_flow("c1", "shipments")
+    assert world.confirmations == []
+    world.add_order("A-2")
+    world.now += timedelta(minutes=5)
+    await engine.run_flow("c1", "orders")
+    world.ship("A-2")
+    await engine.run_flow("c1", "shipments")
+    assert [c[0] for c in world.confirmations] == ["A-2"]
+
+
+async def test_cancelled_order_status_in_marketplace_blocks_duplicate_cancel(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.update_order("A-1", status=OrderStatus.CANCELLED)
+    world.now += timedelta(minutes=10)
+    await engine.run_flow("c1", "orders")
+    world.cancel_in_shop("A-1")  # our own cancellation echoing back
+    await engine.run_flow("c1", "shipments")
+    assert world.amazon_cancellations == []
