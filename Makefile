@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m engine.demo --shop $(SHOP)
+	$(BIN)/ordersync demo --shop $(SHOP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine plugins tests bench

@@ -377,6 +377,17 @@ def plugins(ctx: click.Context, show_all: bool) -> None:
     _echo_json(data)
 
 
+@cli.command()
+@click.option("--shop", default="shopify", show_default=True, help="Shop platform to simulate.")
+@click.option("--workdir", default=".demo", show_default=True, help="Where config and state go.")
+@click.pass_context
+def demo(ctx: click.Context, shop: str, workdir: str) -> None:
+    """Run the real daemon end to end against the bundled simulators."""
+    from engine.demo import run_demo
+
+    sys.exit(run_demo(_plugins(ctx), shop, Path(workdir)))
+
+
 @cli.group("config")
 def config_group() -> None:
     """Configuration tools."""
@@ -412,4 +423,4 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-__all__ = ["cli", "main", "Path"]
+__all__ = ["cli", "main"]

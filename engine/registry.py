@@ -26,6 +26,9 @@ class PlatformSpec:
     connector: type[Connector]
     settings_model: type[BaseModel]
     description: str = ""
+    simulator: str | None = None
+    """``"module:Factory"`` of the platform's simulator harness (see
+    :mod:`engine.testing.harness`), used by ``ordersync demo``, tests and benchmarks."""
 
 
 class PlatformRegistry:
