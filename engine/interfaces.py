@@ -23,6 +23,7 @@ from engine.models import (
     ItemResult,
     Order,
     ProductRef,
+    RejectedOrder,
     Shipment,
     ShopChanges,
     ShopOrderRef,
@@ -77,11 +78,17 @@ class MarketplaceConnector(Connector):
     """Cancellation reason codes (checked by ``config check``; empty: unchecked)."""
 
     @abstractmethod
-    def orders_updated(self, since: datetime, until: datetime) -> AsyncIterator[Order]:
-        """Yield every order last updated in ``[since, until)``, any order, all pages."""
+    def orders_updated(
+        self, since: datetime, until: datetime
+    ) -> AsyncIterator[Order | RejectedOrder]:
+        """Yield every order last updated in ``[since, until)``, any status, all pages.
+
+        An order that cannot be mapped is yielded as :class:`RejectedOrder`
+        (never skipped, never raised), so the rest of the window goes on.
+        """
 
     @abstractmethod
-    async def get_order(self, marketplace_order_id: str) -> Order | None:
+    async def get_order(self, marketplace_order_id: str) -> Order | RejectedOrder | None:
         """Fetch one order again; ``None`` when it does not exist."""
 
     async def allowed_carriers(self) -> frozenset[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,18 +56,21 @@ class Money(_Model):
         return Money(amount=self.amount * factor, currency=self.currency)
 
 
+Text = Annotated[str, Field(max_length=1000)]
+
+
 class Address(_Model):
-    name: str | None = None
-    company: str | None = None
-    line1: str | None = None
-    line2: str | None = None
-    line3: str | None = None
-    city: str | None = None
-    district: str | None = None
-    state_or_region: str | None = None
-    postal_code: str | None = None
+    name: Text | None = None
+    company: Text | None = None
+    line1: Text | None = None
+    line2: Text | None = None
+    line3: Text | None = None
+    city: Text | None = None
+    district: Text | None = None
+    state_or_region: Text | None = None
+    postal_code: Text | None = None
     country_code: str | None = None
-    phone: str | None = None
+    phone: Text | None = None
 
     @field_validator("country_code")
     @classmethod
@@ -85,10 +88,10 @@ class Address(_Model):
 
 
 class Buyer(_Model):
-    name: str | None = None
-    email: str | None = None
-    company: str | None = None
-    tax_id: str | None = None
+    name: Text | None = None
+    email: Text | None = None
+    company: Text | None = None
+    tax_id: Text | None = None
 
 
 class OrderStatus(StrEnum):
@@ -112,7 +115,7 @@ class OrderLine(_Model):
 
     line_id: str
     sku: str = Field(min_length=1, max_length=200)
-    title: str | None = None
+    title: Text | None = None
     quantity: int = Field(gt=0, le=100_000)
     unit_price: Money
     tax: Money
@@ -194,6 +197,16 @@ class Order(_Model):
         for line in self.lines:
             out[line.sku] = out.get(line.sku, 0) + line.quantity
         return out
+
+
+class RejectedOrder(_Model):
+    """An order the marketplace returned that cannot be read (bad or absurd data).
+
+    Yielded instead of raising, so one bad order never blocks the window.
+    """
+
+    marketplace_order_id: str
+    message: str
 
 
 class ProductRef(_Model):

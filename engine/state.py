@@ -78,6 +78,8 @@ class IntentKind(StrEnum):
     CANCEL_IN_SHOP = "cancel_in_shop"
     CONFIRM_SHIPMENT = "confirm_shipment"
     CANCEL_ON_MARKETPLACE = "cancel_on_marketplace"
+    REFETCH = "refetch"
+    """Read an order again that could not be read before (after ``ordersync retry``)."""
 
 
 class IntentState(StrEnum):

@@ -29,6 +29,7 @@ from engine.models import (
     OrderLine,
     OrderStatus,
     ProductRef,
+    RejectedOrder,
     Shipment,
     ShipmentLine,
     ShopChanges,
@@ -75,6 +76,7 @@ class World:
     crash_at: set[str] = field(default_factory=set)
     fail_next: dict[str, Exception] = field(default_factory=dict)
     page_size: int = 3
+    unreadable: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
 
     def point(self, name: str) -> None:
@@ -221,11 +223,20 @@ class FakeMarketplace(MarketplaceConnector):
         for start in range(0, len(matching), self.world.page_size):
             self.world.point("mkt.page")
             for order in matching[start : start + self.world.page_size]:
-                yield order
+                yield self._readable(order)
 
-    async def get_order(self, marketplace_order_id: str) -> Order | None:
+    def _readable(self, order: Order) -> Order | RejectedOrder:
+        if order.marketplace_order_id in self.world.unreadable:
+            return RejectedOrder(
+                marketplace_order_id=order.marketplace_order_id,
+                message=f"order {order.marketplace_order_id}: currency 'XXX' is unknown",
+            )
+        return order
+
+    async def get_order(self, marketplace_order_id: str) -> Order | RejectedOrder | None:
         self.world.point("mkt.get_order")
-        return self.world.amazon.get(marketplace_order_id)
+        order = self.world.amazon.get(marketplace_order_id)
+        return None if order is None else self._readable(order)
 
     async def allowed_carriers(self) -> frozenset[str]:
         return self.world.carriers

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from engine.errors import FailureReason, LeaseLost
-from engine.models import FulfillmentChannel, Order, OrderStatus, ProductRef
+from engine.models import FulfillmentChannel, Order, OrderStatus, ProductRef, RejectedOrder
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderRecord, OrderState
 from engine.sync.context import FlowReport, SyncContext
 from engine.sync.intents import classify, fail_item, retry_later
@@ -42,10 +42,14 @@ def order_window(ctx: SyncContext) -> tuple[datetime, datetime]:
 async def run_orders(ctx: SyncContext) -> FlowReport:
     report = FlowReport(FLOW)
     since, until = order_window(ctx)
+    await refetch_rejected(ctx, report)
     if until > since:
         complete = True
         async for order in ctx.marketplace.orders_updated(since, until):
-            ingest(ctx, order, report)
+            if isinstance(order, RejectedOrder):
+                reject(ctx, order, report)
+            else:
+                ingest(ctx, order, report)
             if ctx.stop.is_set():
                 complete = False
                 break
@@ -57,6 +61,35 @@ async def run_orders(ctx: SyncContext) -> FlowReport:
     if not ctx.stop.is_set():
         await run_shop_cancellations(ctx, report)
     return report
+
+
+def reject(ctx: SyncContext, rejected: RejectedOrder, report: FlowReport) -> None:
+    """Record an unreadable order; ``ordersync retry`` reads it again."""
+    oid = rejected.marketplace_order_id
+    with ctx.store.transaction():
+        ctx.store.add_intent(ctx.cid, IntentKind.REFETCH, oid, oid, {})
+        intent = ctx.store.intent(ctx.cid, IntentKind.REFETCH, oid)
+        assert intent is not None
+        fail_item(ctx, "order", oid, FailureReason.INVALID_ORDER, rejected.message, intent=intent)
+    report.add("failed")
+
+
+async def refetch_rejected(ctx: SyncContext, report: FlowReport) -> None:
+    """Read again the unreadable orders a user asked to retry."""
+    for intent in ctx.store.intents(ctx.cid, IntentKind.REFETCH, IntentState.PENDING):
+        try:
+            order = await ctx.marketplace.get_order(intent.order_id)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            retry_later(ctx, intent, report, exc)
+            continue
+        if isinstance(order, RejectedOrder):
+            reject(ctx, order, report)
+            continue
+        ctx.store.finish_intent(intent, IntentState.DONE)
+        if order is not None:
+            ingest(ctx, order, report)
 
 
 def _state_for_new(ctx: SyncContext, order: Order) -> tuple[OrderState, str]:

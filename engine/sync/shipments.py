@@ -8,7 +8,7 @@ an earlier attempt is reconciled by asking the marketplace first.
 from __future__ import annotations
 
 from engine.errors import FailureReason, LeaseLost
-from engine.models import Cancellation, CancelRequest, OrderStatus, Shipment
+from engine.models import Cancellation, CancelRequest, Order, OrderStatus, Shipment
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderState
 from engine.sync.carriers import map_carrier
 from engine.sync.context import FlowReport, SyncContext
@@ -199,7 +199,7 @@ async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
             except Exception as exc:  # noqa: BLE001
                 retry_later(ctx, intent, report, exc)
                 continue
-            if current is not None and current.status is OrderStatus.CANCELLED:
+            if isinstance(current, Order) and current.status is OrderStatus.CANCELLED:
                 _cancelled(ctx, intent, report, "found cancelled after an earlier attempt")
                 continue
         to_send.append(intent)

@@ -293,14 +293,16 @@ class MarketplaceConformance:
     async def test_get_order(self, harness: MarketplaceHarness) -> None:
         harness.add_order("CONF-G-1", {"CONF-SKU": 2})
         order = await harness.connector.get_order("CONF-G-1")
-        assert order is not None and order.lines[0].quantity == 2
+        assert isinstance(order, Order)
+        assert order.lines[0].quantity == 2
+        assert await harness.connector.get_order("CONF-NO-SUCH-ORDER") is None
 
     async def test_confirm_shipment_is_visible_for_reconciliation(
         self, harness: MarketplaceHarness
     ) -> None:
         harness.add_order("CONF-S-1", {"CONF-SKU": 1})
         order = await harness.connector.get_order("CONF-S-1")
-        assert order is not None
+        assert isinstance(order, Order)
         carriers = await harness.connector.allowed_carriers()
         assert carriers
         shipment = Shipment(

@@ -27,7 +27,11 @@ def test_every_connector_method_is_documented():
     text = (DOCS / "plugins.md").read_text()
     for cls in (MarketplaceConnector, ShopConnector):
         for name, member in vars(cls).items():
-            if callable(member) and not name.startswith("_") and getattr(member, "__isabstractmethod__", False):
+            if (
+                callable(member)
+                and not name.startswith("_")
+                and getattr(member, "__isabstractmethod__", False)
+            ):
                 assert f"def {name}(" in text, f"{cls.__name__}.{name}"
 
 

@@ -231,3 +231,27 @@ async def test_disabled_and_stock_only_connections(make_engine, world):
     assert await engine.run_flow("stock", "shipments") is None
     assert (await engine.run_flow("stock", "stock")).counts["pushed"] == 1
     assert world.shop_orders == []
+
+
+async def test_unreadable_order_is_recorded_and_refetched_on_retry(make_engine, world):
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.add_order("BROKEN")
+    world.add_order("A-2")
+    world.unreadable.add("BROKEN")
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert report.counts["imported"] == 2 and report.counts["failed"] == 1
+    failure = engine.store.failures("c1")[0]
+    assert (failure["key"], failure["reason"]) == ("BROKEN", "invalid_order")
+    assert "currency 'XXX'" in failure["message"]
+    assert engine.store.get_cursor("c1", "orders") is not None  # the window moved on
+    # Still broken: another run does not ask again until a retry is requested.
+    world.now += timedelta(minutes=60)
+    world.calls.clear()
+    await engine.run_flow("c1", "orders")
+    assert "mkt.get_order" not in world.calls
+    world.unreadable.clear()
+    engine.store.retry_failed("c1")
+    await engine.run_flow("c1", "orders")
+    assert len(world.shop_order_for("BROKEN")) == 1
