@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from engine import hookspecs
-from engine.config import ConnectionConfig, Config, Schedule
+from engine.config import Config, ConnectionConfig, Schedule
 from engine.interfaces import MarketplaceConnector, ShopConnector
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
