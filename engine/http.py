@@ -135,10 +135,11 @@ class ApiClient:
         backoff_time: Callable[[httpx.Response], float | None] | None = None,
         on_response: Callable[[str, httpx.Response], None] | None = None,
         redactor: Redactor | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.platform = platform
         self.client = httpx.AsyncClient(
-            base_url=base_url, transport=transport, timeout=timeout, headers=headers
+            base_url=base_url, transport=transport, timeout=timeout, headers=headers, auth=auth
         )
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
@@ -154,15 +155,19 @@ class ApiClient:
         await self.client.aclose()
 
     async def request(
-        self, method: str, url: str, *, operation: str, **kwargs: Any
+        self, method: str, url: str, *, operation: str, retry: bool = True, **kwargs: Any
     ) -> httpx.Response:
-        """Send with limits and retries; return a 2xx response or raise an :class:`APIError`."""
+        """Send with limits and retries; return a 2xx response or raise an :class:`APIError`.
+
+        :param retry: ``False`` for a write that is not idempotent: it is sent once,
+            and the caller reconciles (looks the effect up) before sending again.
+        """
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            base = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.max_wait)(
-                state
-            )
+            base = wait_exponential_jitter(
+                multiplier=self.retry.initial, max=self.retry.max_wait, jitter=self.retry.initial
+            )(state)
             if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
                 return min(max(exc.retry_after, 0.0), self.retry.max_wait)
             return float(base)
@@ -174,7 +179,8 @@ class ApiClient:
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetriableAPIError),
-            stop=stop_after_attempt(self.retry.max_tries) | stop_after_delay(self.retry.max_time),
+            stop=stop_after_attempt(self.retry.max_tries if retry else 1)
+            | stop_after_delay(self.retry.max_time),
             wait=wait,
             before_sleep=before_sleep,
             reraise=True,
@@ -215,6 +221,25 @@ class ApiClient:
                 continue
             self._raise_for_status(response, operation)
             return response
+
+    async def request_json(
+        self, method: str, url: str, *, operation: str, retry: bool = True, **kwargs: Any
+    ) -> Any:
+        """Like :meth:`request`, decoding JSON inside the retry loop.
+
+        An HTML page or a cut body is a :class:`BadResponseError`, retried like a 5xx
+        (only when ``retry`` is true).
+        """
+        tries = self.retry.max_tries if retry else 1
+        for attempt in range(1, tries + 1):
+            response = await self.request(method, url, operation=operation, retry=retry, **kwargs)
+            try:
+                return json_body(response, platform=self.platform, operation=operation)
+            except BadResponseError:
+                if attempt == tries:
+                    raise
+                self.stats["retries"] += 1
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _raise_for_status(self, response: httpx.Response, operation: str) -> None:
         status = response.status_code

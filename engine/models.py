@@ -216,6 +216,8 @@ class ProductRef(_Model):
     """The marketplace seller SKU (= value of the identification attribute)."""
     product_id: str
     variant_id: str | None = None
+    shop_sku: str | None = None
+    """The shop's own SKU, when the shop addresses products by it."""
     title: str | None = None
 
 

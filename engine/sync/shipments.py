@@ -45,11 +45,38 @@ async def read_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
             break
 
 
+def in_marketplace_terms(ctx: SyncContext, shipment: Shipment, order: Order) -> Shipment:
+    """Rewrite shipment lines to the marketplace's SKUs and line ids.
+
+    Shops report their own SKU or product ids; the import intent remembers which
+    shop product each marketplace SKU became, and shops may keep the line id.
+    """
+    by_line_id = {line.line_id: line for line in order.lines}
+    by_shop_key: dict[str, str] = {line.sku: line.sku for line in order.lines}
+    intent = ctx.store.intent(ctx.cid, IntentKind.IMPORT, order.marketplace_order_id)
+    for sku, ref in ((intent.payload.get("products") or {}) if intent else {}).items():
+        for key in (ref.get("shop_sku"), ref.get("variant_id"), ref.get("product_id")):
+            if key:
+                by_shop_key.setdefault(str(key), sku)
+    lines = []
+    for line in shipment.lines:
+        match = by_line_id.get(line.line_id or "")
+        sku = match.sku if match else by_shop_key.get(line.sku, line.sku)
+        line_id = (
+            match.line_id
+            if match
+            else next((ol.line_id for ol in order.lines if ol.sku == sku), line.line_id)
+        )
+        lines.append(line.model_copy(update={"sku": sku, "line_id": line_id}))
+    return shipment.model_copy(update={"lines": tuple(lines)})
+
+
 def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -> None:
     store, cid, oid = ctx.store, ctx.cid, shipment.marketplace_order_id
     record = store.get_order(cid, oid)
     if record is None or record.state not in IN_SHOP:
         return  # not an order ordersync imported (or not imported yet)
+    shipment = in_marketplace_terms(ctx, shipment, record.order)
     if store.add_intent(
         cid,
         IntentKind.CONFIRM_SHIPMENT,

@@ -221,7 +221,7 @@ class ShopConformance:
         self, harness: ShopHarness
     ) -> None:
         harness.add_product("CONF-G", 9)
-        first = await self._create(harness, self.order("CONF-ORDER-4", {"CONF-G": 3}))
+        first = await self._create(harness, self.order("CONF-ORDER-4", {"CONF-G": 4}))
         harness.ship(first, {"CONF-G": 1}, "DHL", "OLD-1")
         _, _, cursor = await _drain_changes(harness.connector, None)
         shipments, _, cursor = await _drain_changes(harness.connector, cursor)

@@ -152,3 +152,32 @@ async def test_cancelled_order_status_in_marketplace_blocks_duplicate_cancel(mak
     world.cancel_in_shop("A-1")  # our own cancellation echoing back
     await engine.run_flow("c1", "shipments")
     assert world.amazon_cancellations == []
+
+
+async def test_shop_skus_are_translated_back_to_marketplace_skus(make_engine, world):
+    """A shop that matches by EAN reports its own SKU; Amazon must get its SKU and line id."""
+    from engine.models import Shipment, ShipmentLine
+
+    engine = await imported(make_engine, world, "A-1", skus={"SKU-1": 1, "SKU-2": 1})
+    shop_id = world.shop_order_for("A-1")[0].id
+    world.shop_events.append(
+        (
+            world.now,
+            Shipment(
+                shipment_id="EAN-SHIP",
+                marketplace_order_id="A-1",
+                shop_order_id=shop_id,
+                lines=(
+                    ShipmentLine(sku="P-SKU-1", quantity=1),
+                    ShipmentLine(sku="shop-own", quantity=1, line_id="A-1-1"),
+                ),
+                carrier="DHL",
+                shipped_at=world.now,
+            ),
+        )
+    )
+    await engine.run_flow("c1", "shipments")
+    intent = engine.store.intent("c1", IntentKind.CONFIRM_SHIPMENT, "EAN-SHIP")
+    lines = [(line["sku"], line["line_id"]) for line in intent.payload["lines"]]
+    assert lines == [("SKU-1", "A-1-0"), ("SKU-2", "A-1-1")]
+    assert engine.store.get_order("c1", "A-1").state is OrderState.SHIPPED
