@@ -6,7 +6,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_API_VERSION = "2025-01"
 """Newest Admin API version whose public introspection is bundled (``data/``)."""
@@ -52,7 +60,9 @@ class ShopifySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shop: str = Field(description="Store domain, e.g. 'my-store.myshopify.com' or 'my-store'.")
+    shop_domain: str = Field(
+        description="Store domain, e.g. 'my-store.myshopify.com' or 'my-store'."
+    )
     access_token: SecretStr | None = None
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
@@ -81,8 +91,10 @@ class ShopifySettings(BaseModel):
     orders_page_size: int = Field(default=25, ge=1, le=100)
     stock_page_size: int = Field(default=100, ge=1, le=150)
     bulk_threshold: int = Field(
-        default=5000, ge=0, description="Full stock reads above this many variants use a bulk "
-        "operation; 0 disables bulk operations."
+        default=5000,
+        ge=0,
+        description="Full stock reads above this many variants use a bulk "
+        "operation; 0 disables bulk operations.",
     )
     bulk_page_size: int = Field(default=5000, ge=1)
     bulk_poll_interval: float = Field(default=2.0, gt=0)
@@ -94,7 +106,7 @@ class ShopifySettings(BaseModel):
     max_throttle_retries: int = Field(default=8, ge=0)
     timeout: float = Field(default=30.0, gt=0)
 
-    @field_validator("shop")
+    @field_validator("shop_domain")
     @classmethod
     def _shop_domain(cls, value: str) -> str:
         shop = value.strip().lower().removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -108,7 +120,9 @@ class ShopifySettings(BaseModel):
     @classmethod
     def _version(cls, value: str) -> str:
         if not _VERSION.match(value):
-            raise ValueError(f"API version must look like 2025-01 (YYYY-01/04/07/10), got {value!r}")
+            raise ValueError(
+                f"API version must look like 2025-01 (YYYY-01/04/07/10), got {value!r}"
+            )
         return value
 
     @field_validator("order_tag", "source_name")
@@ -129,7 +143,7 @@ class ShopifySettings(BaseModel):
 
     @property
     def base_url(self) -> str:
-        return str(self.endpoint).rstrip("/") if self.endpoint else f"https://{self.shop}"
+        return str(self.endpoint).rstrip("/") if self.endpoint else f"https://{self.shop_domain}"
 
     @property
     def graphql_path(self) -> str:

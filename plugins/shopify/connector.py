@@ -1,0 +1,256 @@
+"""``ShopConnector`` for Shopify on the GraphQL Admin API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, cast
+
+from pydantic import BaseModel
+
+from engine.errors import APIError, AuthError, ConfigError, FailureReason, FatalAPIError, ItemError
+from engine.interfaces import ConnectorContext, ShopConnector
+from engine.models import CheckResult, Order, ProductRef, ShopChanges, ShopOrderRef, StockPage
+from plugins.shopify import queries as q
+from plugins.shopify.changes import ChangeReader
+from plugins.shopify.client import PLATFORM, ShopifyClient, user_errors_message
+from plugins.shopify.mapping import expected_total, gid, order_input, search_value
+from plugins.shopify.products import ProductResolver
+from plugins.shopify.settings import ShopifySettings, parse_attribute
+from plugins.shopify.stock import StockReader
+
+JOB_POLLS = 10
+JOB_POLL_SECONDS = 1.0
+
+
+class ShopifyConnector(ShopConnector):
+    """Creates Amazon orders in Shopify, reads fulfillments, cancellations and stock."""
+
+    settings_model: ClassVar[type[BaseModel]] = ShopifySettings
+    identification_attributes: ClassVar[frozenset[str]] = frozenset(
+        {"sku", "barcode", "id", "metafield:"}
+    )
+    """``id`` is the variant id; ``metafield:<namespace>.<key>`` a variant metafield."""
+    primary_key: ClassVar[str] = "sourceIdentifier"
+    cursor_field: ClassVar[str] = "updated_at"
+    is_sorted: ClassVar[bool] = True
+    page_size_param: ClassVar[str] = "first"
+    next_token_field: ClassVar[str] = "endCursor"  # noqa: S105 - a field name
+
+    def __init__(self, settings: BaseModel, context: ConnectorContext) -> None:
+        super().__init__(settings, context)
+        self.config = cast(ShopifySettings, settings)
+        self.log = context.logger
+        self.client = ShopifyClient(self.config, context)
+        self.products = ProductResolver(self.client, self.config, self.log)
+        self.changes = ChangeReader(self.client, self.config, self.log)
+        self.stock = StockReader(self.client, self.config, context.time_scale, self.log)
+        self._location: dict[str, Any] | None = None
+
+    @classmethod
+    def accepts_attribute(cls, attribute: str) -> bool:
+        """Also checks the shape of ``metafield:<namespace>.<key>``."""
+        try:
+            parse_attribute(attribute)
+        except ValueError:
+            return False
+        return super().accepts_attribute(attribute)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # --- connection ---------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        try:
+            shop = (await self.client.execute(q.SHOP))["shop"]
+        except AuthError as exc:
+            return CheckResult(
+                ok=False,
+                message=f"Shopify rejected the credentials for {self.config.shop_domain}: {exc.message}. "
+                "Check access_token (or client_id/client_secret) and that the app is installed.",
+                details={"status": exc.status, "code": exc.code},
+            )
+        except APIError as exc:
+            return CheckResult(ok=False, message=f"Shopify API call failed: {exc}")
+        try:
+            location = await self.location()
+        except ConfigError as exc:
+            return CheckResult(
+                ok=False, message=str(exc), details={"shop": shop["myshopifyDomain"]}
+            )
+        served = self.client.served_version or self.config.api_version
+        message = (
+            f"connected to {shop['name']} ({shop['myshopifyDomain']}), "
+            f"stock location {location['name']!r}"
+        )
+        if served != self.config.api_version:
+            message += (
+                f"; Shopify answered with API version {served}, not {self.config.api_version} "
+                "(no longer supported?)"
+            )
+        return CheckResult(
+            ok=True,
+            message=message,
+            details={
+                "shop": shop["myshopifyDomain"],
+                "currency": shop["currencyCode"],
+                "location_id": location["id"],
+                "api_version": self.config.api_version,
+                "api_version_served": served,
+            },
+        )
+
+    async def location(self) -> dict[str, Any]:
+        """The configured stock location (id, name), looked up once."""
+        if self._location is None:
+            self._location = await self._find_location(self.config.location)
+        return self._location
+
+    async def _find_location(self, wanted: str | None) -> dict[str, Any]:
+        if wanted and (wanted.isdigit() or wanted.startswith("gid://shopify/Location/")):
+            found = (await self.client.execute(q.LOCATION_BY_ID, {"id": gid("Location", wanted)}))[
+                "location"
+            ]
+            if found is None:
+                raise ConfigError([("location", f"no Shopify location with id {wanted}")])
+            return cast(dict[str, Any], found)
+        locations: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = (await self.client.execute(q.LOCATIONS, {"first": 50, "after": after}))[
+                "locations"
+            ]
+            locations.extend(page["nodes"])
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        active = [loc for loc in locations if loc["isActive"]]
+        names = ", ".join(repr(loc["name"]) for loc in active) or "none"
+        if wanted is None:
+            if len(active) == 1:
+                return active[0]
+            raise ConfigError(
+                [("location", f"the shop has several locations; choose one of {names}")]
+            )
+        matches = [loc for loc in active if loc["name"].casefold() == wanted.strip().casefold()]
+        if not matches:
+            raise ConfigError(
+                [("location", f"unknown location {wanted!r}; active locations: {names}")]
+            )
+        return matches[0]
+
+    # --- products -----------------------------------------------------------------------
+
+    async def resolve_products(
+        self, attribute: str, skus: Sequence[str]
+    ) -> Mapping[str, ProductRef]:
+        return await self.products.resolve(parse_attribute(attribute), skus)
+
+    # --- orders -------------------------------------------------------------------------
+
+    async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
+        query = f"source_identifier:{search_value(marketplace_order_id)}"
+        nodes = (await self.client.execute(q.FIND_ORDER, {"query": query}))["orders"]["nodes"]
+        matches = [n for n in nodes if n.get("sourceIdentifier") == marketplace_order_id]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            self.log.warning(
+                "shopify: %d orders carry source identifier %s: %s",
+                len(matches),
+                marketplace_order_id,
+                ", ".join(m["name"] for m in matches),
+            )
+        best = next((m for m in matches if not m.get("cancelledAt")), matches[0])
+        return ShopOrderRef(
+            id=best["id"], number=best["name"], cancelled=bool(best.get("cancelledAt"))
+        )
+
+    async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
+        missing = sorted({line.sku for line in order.lines if line.sku not in products})
+        if missing:
+            raise ItemError(
+                FailureReason.UNKNOWN_SKU, f"no Shopify variant for {', '.join(missing)}"
+            )
+        payload, options = order_input(order, products, self.config)
+        data = await self.client.execute(q.ORDER_CREATE, {"order": payload, "options": options})
+        result = data["orderCreate"]
+        if result["userErrors"]:
+            errors = result["userErrors"]
+            raise FatalAPIError(
+                f"Shopify rejected order {order.marketplace_order_id}: {user_errors_message(errors)}",
+                platform=PLATFORM,
+                operation="orderCreate",
+                code=errors[0].get("code"),
+            )
+        created = result["order"]
+        if created is None:
+            raise FatalAPIError(
+                f"orderCreate returned no order for {order.marketplace_order_id}",
+                platform=PLATFORM,
+                operation="orderCreate",
+            )
+        total = Decimal(created["totalPriceSet"]["shopMoney"]["amount"])
+        if total != order.total.amount:
+            self.log.warning(
+                "shopify: order %s total is %s in Shopify but %s on the marketplace (payload %s)",
+                order.marketplace_order_id,
+                total,
+                order.total.amount,
+                expected_total(order),
+            )
+        return ShopOrderRef(id=created["id"], number=created["name"])
+
+    async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
+        if await self._cancelled(ref.id):
+            return
+        data = await self.client.execute(
+            q.ORDER_CANCEL,
+            {
+                "orderId": ref.id,
+                "reason": self.config.cancel_reason,
+                "refund": False,
+                "restock": self.config.restock_on_cancel,
+                "notifyCustomer": False,
+                "staffNote": f"Cancelled on the marketplace (order {order.marketplace_order_id})",
+            },
+        )
+        errors = data["orderCancel"]["orderCancelUserErrors"]
+        job = data["orderCancel"]["job"]
+        if job and not job["done"]:
+            await self._wait_for(job["id"])
+        if errors and not await self._cancelled(ref.id):
+            raise FatalAPIError(
+                f"Shopify refused to cancel order {ref.number or ref.id}: {user_errors_message(errors)}",
+                platform=PLATFORM,
+                operation="orderCancel",
+                code=errors[0].get("code"),
+            )
+
+    async def _wait_for(self, job_id: str) -> None:
+        """Shopify cancels in a background job; wait (briefly) until it is done."""
+        for _ in range(JOB_POLLS):
+            await asyncio.sleep(JOB_POLL_SECONDS / self.context.time_scale)
+            job = (await self.client.execute(q.JOB_STATUS, {"id": job_id}))["job"]
+            if job is None or job["done"]:
+                return
+        self.log.warning("shopify: cancellation job %s is still running", job_id)
+
+    async def _cancelled(self, order_id: str) -> bool:
+        found = (await self.client.execute(q.ORDER_STATUS, {"id": order_id}))["order"]
+        if found is None:
+            raise FatalAPIError(
+                f"Shopify order {order_id} not found", platform=PLATFORM, operation="order"
+            )
+        return bool(found["cancelledAt"])
+
+    # --- shop → marketplace ------------------------------------------------------------
+
+    async def changes_since(self, cursor: str | None) -> ShopChanges:
+        return await self.changes.page(cursor)
+
+    async def stock_levels(self, attribute: str, cursor: str | None) -> StockPage:
+        location = await self.location()
+        return await self.stock.page(parse_attribute(attribute), location["id"], cursor)

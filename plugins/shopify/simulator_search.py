@@ -1,0 +1,190 @@
+"""Shopify's search syntax (the ``query:`` argument), enough for the simulator.
+
+Supports ``field:value``, comparators ``:>``, ``:>=``, ``:<``, ``:<=``, quoted
+values with backslash escapes, a trailing ``*`` for prefix matches, ``AND``
+(also implicit), ``OR``, ``NOT`` / ``-term`` and parentheses. Unknown fields
+match everything, as Shopify ignores invalid search fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+Accessor = Callable[[Any], Any]
+Predicate = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class _Term:
+    field: str | None
+    op: str
+    value: str
+
+
+def _tokens(text: str) -> list[str | _Term]:
+    out: list[str | _Term] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char.isspace():
+            i += 1
+            continue
+        if char in "()":
+            out.append(char)
+            i += 1
+            continue
+        negate = char == "-" and i + 1 < len(text) and not text[i + 1].isspace()
+        if negate:
+            out.append("NOT")
+            i += 1
+        raw: list[str] = []
+        quoted = False
+        while i < len(text) and not text[i].isspace() and text[i] not in "()":
+            if text[i] in "\"'":
+                quote, i = text[i], i + 1
+                quoted = True
+                while i < len(text) and text[i] != quote:
+                    if text[i] == "\\" and i + 1 < len(text):
+                        i += 1
+                    raw.append(text[i])
+                    i += 1
+                i += 1
+                continue
+            raw.append(text[i])
+            i += 1
+        word = "".join(raw)
+        if not quoted and word in ("AND", "OR", "NOT"):
+            out.append(word)
+            continue
+        out.append(_term(word, text))
+    return out
+
+
+def _term(word: str, source: str) -> _Term:
+    field, sep, rest = word.partition(":")
+    if not sep or not field.replace("_", "").replace(".", "").isalnum():
+        return _Term(None, "=", word)
+    for op in (">=", "<=", ">", "<"):
+        if rest.startswith(op):
+            return _Term(field, op, rest[len(op) :])
+    return _Term(field, "=", rest)
+
+
+def _as_time(value: str) -> datetime | None:
+    if value == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = datetime(int(value), 1, 1, tzinfo=UTC)
+        except ValueError:
+            return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _compare(actual: Any, op: str, wanted: str) -> bool:
+    if actual is None:
+        return False
+    if isinstance(actual, list | tuple | set):
+        return any(_compare(a, op, wanted) for a in actual)
+    if isinstance(actual, datetime):
+        moment = _as_time(wanted)
+        if moment is None:
+            return False
+        return {
+            "=": actual == moment,
+            ">": actual > moment,
+            ">=": actual >= moment,
+            "<": actual < moment,
+            "<=": actual <= moment,
+        }[op]
+    if isinstance(actual, bool):
+        return str(actual).lower() == wanted.lower()
+    if isinstance(actual, int):
+        try:
+            number = int(wanted.rsplit("/", 1)[-1])
+        except ValueError:
+            return False
+        return {
+            "=": actual == number,
+            ">": actual > number,
+            ">=": actual >= number,
+            "<": actual < number,
+            "<=": actual <= number,
+        }[op]
+    text = str(actual).lower()
+    if wanted.endswith("*"):
+        return text.startswith(wanted[:-1].lower())
+    return text == wanted.lower()
+
+
+class _Parser:
+    def __init__(
+        self, tokens: list[str | _Term], fields: Mapping[str, Accessor], default: Accessor
+    ) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.fields = fields
+        self.default = default
+
+    def peek(self) -> str | _Term | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str | _Term | None:
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def parse_or(self) -> Predicate:
+        parts = [self.parse_and()]
+        while self.peek() == "OR":
+            self.take()
+            parts.append(self.parse_and())
+        return parts[0] if len(parts) == 1 else (lambda obj: any(p(obj) for p in parts))
+
+    def parse_and(self) -> Predicate:
+        parts = [self.parse_unary()]
+        while self.peek() not in (None, "OR", ")"):
+            if self.peek() == "AND":
+                self.take()
+            parts.append(self.parse_unary())
+        return parts[0] if len(parts) == 1 else (lambda obj: all(p(obj) for p in parts))
+
+    def parse_unary(self) -> Predicate:
+        item = self.take()
+        if item == "NOT":
+            inner = self.parse_unary()
+            return lambda obj: not inner(obj)
+        if item == "(":
+            inner = self.parse_or()
+            if self.peek() == ")":
+                self.take()
+            return inner
+        if isinstance(item, _Term):
+            return self.term(item)
+        return lambda obj: True
+
+    def term(self, term: _Term) -> Predicate:
+        if term.field is None:
+            wanted = term.value.lower()
+            return lambda obj: any(wanted in str(v).lower() for v in self.default(obj) if v)
+        accessor = self.fields.get(term.field)
+        if accessor is None:
+            return lambda obj: True
+        return lambda obj: _compare(accessor(obj), term.op, term.value)
+
+
+def compile_query(
+    query: str | None, fields: Mapping[str, Accessor], default: Accessor
+) -> Predicate:
+    """A predicate for ``query``; ``default`` returns the texts a bare word searches."""
+    if not query or not query.strip():
+        return lambda obj: True
+    tokens = _tokens(query)
+    if not tokens:
+        return lambda obj: True
+    return _Parser(tokens, fields, default).parse_or()

@@ -1,0 +1,97 @@
+"""resolve_products by sku, barcode, variant id and metafield."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugins.shopify import ShopifyConnector
+from plugins.shopify.simulator import ShopifySimulator
+
+from .conftest import ConnectorFactory, RecordingTransport
+
+
+async def test_by_sku_leaves_unknown_out(connector: ShopifyConnector, catalog: dict) -> None:
+    refs = await connector.resolve_products("sku", ["SKU-1", "SKU-2", "NOPE", "SKU-1"])
+
+    assert set(refs) == {"SKU-1", "SKU-2"}
+    assert refs["SKU-1"].variant_id == catalog["SKU-1"]["variant_id"]
+    assert refs["SKU-1"].product_id == catalog["SKU-1"]["product_id"]
+    assert refs["SKU-1"].title == "Mug"
+    assert refs["SKU-1"].sku == "SKU-1"
+
+
+async def test_sku_search_must_match_exactly(
+    connector: ShopifyConnector, sim: ShopifySimulator
+) -> None:
+    sim.add_product("ABC-10")
+    assert await connector.resolve_products("sku", ["ABC-1"]) == {}
+
+
+async def test_by_barcode(connector: ShopifyConnector, catalog: dict) -> None:
+    refs = await connector.resolve_products("barcode", ["4006381333948", "0000000000000"])
+
+    assert list(refs) == ["4006381333948"]
+    assert refs["4006381333948"].variant_id == catalog["SKU-2"]["variant_id"]
+
+
+async def test_by_variant_id_numeric_or_gid(connector: ShopifyConnector, catalog: dict) -> None:
+    gid = catalog["SKU-3"]["variant_id"]
+    numeric = catalog["SKU-1"]["variant_id"].rsplit("/", 1)[-1]
+
+    refs = await connector.resolve_products("id", [gid, numeric, "999", "not-an-id"])
+
+    assert set(refs) == {gid, numeric}
+    assert refs[numeric].variant_id == catalog["SKU-1"]["variant_id"]
+    assert refs[gid].variant_id == gid
+
+
+async def test_by_metafield(connector: ShopifyConnector, catalog: dict) -> None:
+    refs = await connector.resolve_products("metafield:custom.ean", ["EAN-2", "EAN-404"])
+
+    assert list(refs) == ["EAN-2"]
+    assert refs["EAN-2"].variant_id == catalog["SKU-2"]["variant_id"]
+
+
+async def test_metafield_index_is_cached(
+    connector: ShopifyConnector, catalog: dict, recorder: RecordingTransport
+) -> None:
+    await connector.resolve_products("metafield:custom.ean", ["EAN-1"])
+    await connector.resolve_products("metafield:custom.ean", ["EAN-2"])
+    assert len(recorder.graphql("OrdersyncVariantsMetafield")) == 1
+
+
+async def test_duplicate_sku_is_left_out(
+    connector: ShopifyConnector, sim: ShopifySimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.add_product("DUP")
+    sim.add_product("DUP")
+    assert await connector.resolve_products("sku", ["DUP"]) == {}
+    assert "matches 2 variants" in caplog.text
+
+
+async def test_batches_and_pages(
+    make_connector: ConnectorFactory, sim: ShopifySimulator, recorder: RecordingTransport
+) -> None:
+    for n in range(7):
+        sim.add_product(f"B-{n}")
+    connector = make_connector(product_batch_size=3)
+
+    refs = await connector.resolve_products("sku", [f"B-{n}" for n in range(7)])
+
+    assert set(refs) == {f"B-{n}" for n in range(7)}
+    searches = recorder.graphql("OrdersyncVariantsSearch")
+    assert len(searches) == 3
+    assert searches[0].body["variables"]["query"] == 'sku:"B-0" OR sku:"B-1" OR sku:"B-2"'
+
+
+async def test_sku_with_quotes_is_escaped(
+    connector: ShopifyConnector, sim: ShopifySimulator
+) -> None:
+    sim.add_product('MUG "XL"')
+    refs = await connector.resolve_products("sku", ['MUG "XL"'])
+    assert list(refs) == ['MUG "XL"']
+
+
+async def test_unknown_attribute_is_rejected(connector: ShopifyConnector) -> None:
+    with pytest.raises(ValueError, match="unknown identification attribute"):
+        await connector.resolve_products("metafield:no-dot", ["x"])

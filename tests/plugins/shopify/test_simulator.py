@@ -1,0 +1,278 @@
+"""The simulator itself: schema validation, auth, cost, admin routes, bulk rules, CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from plugins.shopify import simulator as simulator_module
+from plugins.shopify.simulator import ShopifySimulator
+
+GRAPHQL = "/admin/api/2025-01/graphql.json"
+TOKEN = {"X-Shopify-Access-Token": "test-access-token"}
+
+
+@pytest.fixture
+async def http(sim: ShopifySimulator) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="https://shop.test") as client:
+        yield client
+
+
+async def _gql(
+    http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+) -> dict:
+    response = await http.post(
+        GRAPHQL, json={"query": query, "variables": variables or {}}, headers=TOKEN
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+async def test_invalid_document_is_rejected_like_shopify(http: httpx.AsyncClient) -> None:
+    answer = await _gql(http, "{ shop { name bogusField } }")
+    assert set(answer) == {"errors"}
+    assert "Cannot query field 'bogusField' on type 'Shop'" in answer["errors"][0]["message"]
+    assert answer["errors"][0]["locations"] == [{"line": 1, "column": 15}]
+
+
+async def test_syntax_error_and_bad_variables(http: httpx.AsyncClient) -> None:
+    assert "Syntax Error" in (await _gql(http, "{ shop { name "))["errors"][0]["message"]
+    answer = await _gql(http, "query Q($id: ID!) { order(id: $id) { id } }", {"id": None})
+    assert "data" not in answer or answer["data"] is None
+    assert "$id" in answer["errors"][0]["message"]
+
+
+async def test_authentication(http: httpx.AsyncClient) -> None:
+    missing = await http.post(GRAPHQL, json={"query": "{ shop { name } }"})
+    wrong = await http.post(
+        GRAPHQL, json={"query": "{ shop { name } }"}, headers={"X-Shopify-Access-Token": "nope"}
+    )
+    for response in (missing, wrong):
+        assert response.status_code == 401
+        assert "Invalid API key or access token" in response.json()["errors"]
+
+
+async def test_client_credentials_grant(http: httpx.AsyncClient) -> None:
+    bad = await http.post(
+        "/admin/oauth/access_token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "test-client-id",
+            "client_secret": "x",
+        },
+    )
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+    good = await http.post(
+        "/admin/oauth/access_token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "test-client-id",
+            "client_secret": "test-client-secret",
+        },
+    )
+    token = good.json()
+    assert token["expires_in"] == 86399 and "write_orders" in token["scope"]
+    ok = await http.post(
+        GRAPHQL,
+        json={"query": "{ shop { name } }"},
+        headers={"X-Shopify-Access-Token": token["access_token"]},
+    )
+    assert ok.status_code == 200
+
+
+async def test_every_answer_carries_the_cost(
+    http: httpx.AsyncClient, sim: ShopifySimulator
+) -> None:
+    answer = await _gql(http, "{ productVariants(first: 10) { nodes { id product { id } } } }")
+    cost = answer["extensions"]["cost"]
+    assert cost["requestedQueryCost"] == 2 + 10 * 2
+    assert cost["actualQueryCost"] <= cost["requestedQueryCost"]
+    assert cost["throttleStatus"]["maximumAvailable"] == 2000.0
+    assert cost["throttleStatus"]["restoreRate"] == 100.0
+    mutation = await _gql(
+        http,
+        'mutation { orderCancel(orderId: "gid://shopify/Order/1", reason: OTHER, refund: false, '
+        "restock: false) { orderCancelUserErrors { code field message } } }",
+    )
+    assert mutation["extensions"]["cost"]["requestedQueryCost"] == 10
+    assert mutation["data"]["orderCancel"]["orderCancelUserErrors"] == [
+        {"code": "NOT_FOUND", "field": ["orderId"], "message": "Order does not exist"}
+    ]
+
+
+async def test_single_query_cost_limit(http: httpx.AsyncClient) -> None:
+    answer = await _gql(
+        http,
+        "{ productVariants(first: 250) { nodes { product { id } inventoryItem { id } "
+        'metafield(key: "x") { value } } } }',
+    )
+    assert answer["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED"
+    assert answer["errors"][0]["extensions"]["cost"] == 1002
+    assert "data" not in answer
+
+
+async def test_throttled_when_the_bucket_is_empty() -> None:
+    sim = ShopifySimulator(time_scale=1.0)
+    sim.set_available_points(5)
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="https://shop.test") as http:
+        answer = await _gql(http, "{ locations(first: 5) { nodes { id } } }")
+    assert answer["errors"] == [
+        {
+            "message": "Throttled",
+            "extensions": {
+                "code": "THROTTLED",
+                "documentation": "https://shopify.dev/api/usage/rate-limits",
+            },
+        }
+    ]
+    assert answer["extensions"]["cost"]["actualQueryCost"] is None
+    assert answer["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] < 7
+
+
+async def test_connections_need_first_or_last(http: httpx.AsyncClient) -> None:
+    answer = await _gql(http, "{ orders { nodes { id } } }")
+    assert answer["errors"][0]["message"] == "you must provide one of first or last"
+
+
+async def test_search_syntax(http: httpx.AsyncClient, sim: ShopifySimulator) -> None:
+    for sku in ("A-1", "A-2", "B-1"):
+        sim.add_product(sku, barcode=f"bar-{sku}")
+    query = "query Q($q: String!) { productVariants(first: 10, query: $q) { nodes { sku } } }"
+
+    async def skus(search: str) -> list[str]:
+        answer = await _gql(http, query, {"q": search})
+        return sorted(n["sku"] for n in answer["data"]["productVariants"]["nodes"])
+
+    assert await skus('sku:"A-1" OR sku:B-1') == ["A-1", "B-1"]
+    assert await skus("sku:A*") == ["A-1", "A-2"]
+    assert await skus("sku:A* AND NOT sku:A-2") == ["A-1"]
+    assert await skus("-sku:A-1 (barcode:bar-A-2 OR barcode:bar-B-1)") == ["A-2", "B-1"]
+    assert await skus("unknown_field:x sku:B-1") == ["B-1"]
+
+
+async def test_admin_routes(http: httpx.AsyncClient, sim: ShopifySimulator) -> None:
+    product = (
+        await http.post(
+            "/_admin/products",
+            json={
+                "sku": "ADM-1",
+                "barcode": "123",
+                "price": "12.50",
+                "quantity": 4,
+                "metafields": {"custom.ean": "E"},
+            },
+        )
+    ).json()
+    assert product["variant_id"].startswith("gid://shopify/ProductVariant/")
+    assert (await http.post("/_admin/stock", json={"sku": "ADM-1", "quantity": 6})).json() == {
+        "available": 6
+    }
+    order_id = (
+        await http.post("/_admin/orders", json={"lines": {"ADM-1": 3}, "source_identifier": "X-1"})
+    ).json()["id"]
+
+    numeric = order_id.rsplit("/", 1)[-1]
+    shipped = await http.post(
+        f"/_admin/orders/{numeric}/fulfillments",
+        json={
+            "lines": [{"sku": "ADM-1", "quantity": 2}],
+            "tracking_company": "DHL",
+            "tracking_number": "1",
+        },
+    )
+    assert shipped.json()["fulfillment_id"].startswith("gid://shopify/Fulfillment/")
+    too_many = await http.post(
+        f"/_admin/orders/{numeric}/fulfillments", json={"lines": [{"sku": "ADM-1", "quantity": 2}]}
+    )
+    assert too_many.status_code == 400 and "1 left" in too_many.json()["error"]
+
+    orders = (await http.get("/_admin/orders")).json()
+    assert orders[0]["source_identifier"] == "X-1"
+    assert orders[0]["fulfillment_status"] == "PARTIALLY_FULFILLED"
+    assert orders[0]["totals"]["total"] == "37.50"
+    assert (await http.get("/_admin/orders/count", params={"source_identifier": "X-1"})).json()[
+        "count"
+    ] == 1
+    assert (await http.get("/_admin/orders/count")).json()["counts"] == {"X-1": 1}
+
+    cancelled = await http.post(
+        f"/_admin/orders/{numeric}/cancel", json={"reason": "CUSTOMER", "restock": True}
+    )
+    assert cancelled.json()["cancel_reason"] == "CUSTOMER"
+    again = await http.post(f"/_admin/orders/{numeric}/cancel", json={})
+    assert again.status_code == 400
+    assert sim.stock("ADM-1") == {"available": 4, "committed": 0, "on_hand": 4}
+
+    location = (await http.post("/_admin/locations", json={"name": "Store"})).json()["id"]
+    assert location.startswith("gid://shopify/Location/")
+    status = (await http.post("/_admin/throttle", json={"available": 10})).json()
+    assert status["currentlyAvailable"] == pytest.approx(10, abs=5)
+    assert "now" in (await http.post("/_admin/clock", json={"advance": 5})).json()
+    state = (await http.get("/_admin/state")).json()
+    assert state["orders"] == 1 and state["variants"] == 1
+
+
+async def test_admin_routes_are_never_faulted(
+    http: httpx.AsyncClient, sim: ShopifySimulator
+) -> None:
+    sim.faults.add("500")
+    assert (await http.get("/_admin/state")).status_code == 200
+    faulted = await http.post(GRAPHQL, json={"query": "{ shop { name } }"}, headers=TOKEN)
+    assert faulted.status_code == 500
+
+
+async def test_bulk_operation_rules(http: httpx.AsyncClient, sim: ShopifySimulator) -> None:
+    sim.add_product("BULK-1", quantity=3)
+    run = "mutation R($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id status } userErrors { code field message } } }"
+
+    invalid = await _gql(http, run, {"q": "{ inventoryItems { edges { node { nope } } } }"})
+    assert invalid["data"]["bulkOperationRunQuery"]["userErrors"][0]["code"] == "INVALID"
+    no_connection = await _gql(http, run, {"q": "{ shop { name } }"})
+    assert (
+        "at least one connection"
+        in no_connection["data"]["bulkOperationRunQuery"]["userErrors"][0]["message"]
+    )
+
+    started = await _gql(http, run, {"q": "{ productVariants { edges { node { id sku } } } }"})
+    operation = started["data"]["bulkOperationRunQuery"]["bulkOperation"]
+    assert operation["status"] == "RUNNING"
+    busy = await _gql(http, run, {"q": "{ productVariants { edges { node { id } } } }"})
+    assert busy["data"]["bulkOperationRunQuery"]["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS"
+
+    sim.advance(5)
+    status = await _gql(http, "{ currentBulkOperation { id status url objectCount } }")
+    current = status["data"]["currentBulkOperation"]
+    assert current["id"] == operation["id"] and current["status"] == "COMPLETED"
+    assert current["objectCount"] == "1"
+    body = (await http.get(current["url"])).text
+    assert (
+        body.strip().startswith('{"id": "gid://shopify/ProductVariant/')
+        and '"sku": "BULK-1"' in body
+    )
+
+
+def test_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    served: dict[str, Any] = {}
+
+    def fake_run(app: Any, host: str, port: int, log_level: str) -> None:
+        served.update(app=app, host=host, port=port)
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    simulator_module.main(
+        [
+            "--port",
+            "8102",
+            "--time-scale",
+            "10",
+            "--no-rate-limits",
+            "--seed",
+            "3",
+            "--products",
+            "2",
+        ]
+    )
+    assert served["port"] == 8102 and served["host"] == "127.0.0.1"
+    assert "http://127.0.0.1:8102" in capsys.readouterr().out
