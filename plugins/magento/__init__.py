@@ -20,6 +20,7 @@ def register_platforms(register: Callable[[PlatformSpec], None]) -> None:
             role="shop",
             connector=MagentoConnector,
             settings_model=MagentoSettings,
+            simulator="plugins.magento.harness:MagentoSim",
             description=(
                 "Magento 2.4 / Adobe Commerce via REST V1: orders by /V1/orders/create or the "
                 "guest-cart checkout, MSI source items, shipments with tracks, cancellations."
