@@ -194,12 +194,13 @@ class ApiClient:
         self, method: str, url: str, *, operation: str, **kwargs: Any
     ) -> httpx.Response:
         refreshed = False
+        extra_headers = dict(kwargs.pop("headers", None) or {})
         while True:
+            headers = dict(extra_headers)
+            if self.auth_headers is not None:
+                headers.update(await self.auth_headers())  # a token exchange waits first
             if self.limiter is not None:
                 await self.limiter.acquire(operation)
-            headers = dict(kwargs.pop("headers", None) or {})
-            if self.auth_headers is not None:
-                headers.update(await self.auth_headers())
             self.stats["requests"] += 1
             try:
                 response = await self.client.request(method, url, headers=headers, **kwargs)
