@@ -39,7 +39,9 @@ class Operation:
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", self.path) + "$")
+        # A SKU may contain "/" once percent-decoded; other ids never do.
+        regex = self.path.replace("{sku}", "(?P<sku>.+)")
+        return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", regex) + "$")
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -51,9 +53,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("createFeedDocument", "POST", "/feeds/2021-06-30/documents", 0.5, 15),
     Operation("createFeed", "POST", "/feeds/2021-06-30/feeds", 0.0083, 15),
     Operation("getFeed", "GET", "/feeds/2021-06-30/feeds/{feedId}", 2.0, 15),
-    Operation(
-        "getFeedDocument", "GET", "/feeds/2021-06-30/documents/{feedDocumentId}", 0.0222, 10
-    ),
+    Operation("getFeedDocument", "GET", "/feeds/2021-06-30/documents/{feedDocumentId}", 0.0222, 10),
     Operation("patchListingsItem", "PATCH", "/listings/2021-08-01/items/{sellerId}/{sku}", 5.0, 5),
     Operation(
         "getMarketplaceParticipations", "GET", "/sellers/v1/marketplaceParticipations", 0.016, 15
@@ -61,6 +61,17 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 OPERATIONS_BY_NAME = {op.name: op for op in OPERATIONS}
 RATE_LIMITS: dict[str, RateLimit] = {op.name: RateLimit(op.rate, op.burst) for op in OPERATIONS}
+BURST_HEADROOM = 1
+"""Tokens the client leaves unused: its bucket starts before Amazon sees the first
+request (the LWA exchange sits between), and network delays bunch requests."""
+
+
+def client_limits() -> dict[str, RateLimit]:
+    """The usage plans as the client enforces them: published rate, burst minus headroom."""
+    return {
+        name: RateLimit(limit.rate, max(1, limit.burst - BURST_HEADROOM))
+        for name, limit in RATE_LIMITS.items()
+    }
 
 
 def match_operation(method: str, path: str) -> Operation | None:
@@ -100,7 +111,7 @@ class SpApiClient:
     def __init__(self, settings: AmazonSettings, context: ConnectorContext, auth: LwaAuth) -> None:
         self.settings = settings
         self.time_scale = context.time_scale
-        self.limiter = OperationLimiter(RATE_LIMITS, time_scale=context.time_scale)
+        self.limiter = OperationLimiter(client_limits(), time_scale=context.time_scale)
         self.api = ApiClient(
             platform="amazon",
             base_url=settings.base_url,

@@ -181,7 +181,9 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
     marketplace_id = str(sales.get("marketplaceId") or default_marketplace)
     currency = _currency(data, marketplace_id)
     amounts = _Amounts(order_id, currency)
-    money = lambda amount: Money(amount=amount, currency=currency)  # noqa: E731
+
+    def money(amount: Decimal) -> Money:
+        return Money(amount=amount, currency=currency)
 
     items = [i for i in data.get("orderItems") or () if isinstance(i, dict)]
     lines: list[OrderLine] = []
@@ -202,14 +204,17 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
         if quantity <= 0:
             continue  # fully cancelled line: nothing to sell or ship
         product = item.get("product") or {}
-        unit = amounts.money((product.get("price") or {}).get("unitPrice"), "unitPrice")
-        if unit == 0 and not (product.get("price") or {}).get("unitPrice"):
+        price = (product.get("price") or {}).get("unitPrice")
+        if isinstance(price, dict):
+            unit = amounts.money(price, "unitPrice")
+        else:  # no unit price (e.g. PENDING): derive it from the ITEM proceeds
             item_total, _ = amounts.breakdown(breakdowns, "ITEM")
-            unit = item_total / quantity if item_total else Decimal(0)
+            unit = (item_total / quantity).quantize(item_total)
         sku = product.get("sellerSku") or product.get("asin")
         if not sku:
             raise ItemError(
-                FailureReason.INVALID_ORDER, f"order {order_id}: item {item.get('orderItemId')} has no SKU"
+                FailureReason.INVALID_ORDER,
+                f"order {order_id}: item {item.get('orderItemId')} has no SKU",
             )
         lines.append(
             OrderLine(

@@ -41,7 +41,7 @@ REGIONS: dict[str, Region] = {
     ),
 }
 
-LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - an endpoint URL
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ class AmazonSettings(BaseModel):
         seller_id = "A2EXAMPLESELLER"
         lwa_client_id = { "$env" = "AMAZON_LWA_CLIENT_ID" }
         lwa_client_secret = { "$env" = "AMAZON_LWA_CLIENT_SECRET" }
-        refresh_token = { "$env" = "AMAZON_REFRESH_TOKEN" }
+        lwa_refresh_token = { "$env" = "AMAZON_REFRESH_TOKEN" }
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -55,7 +55,7 @@ class AmazonSettings(BaseModel):
     seller_id: str = Field(min_length=1, description="Selling partner id (merchant token).")
     lwa_client_id: SecretStr
     lwa_client_secret: SecretStr
-    refresh_token: SecretStr = Field(description="LWA refresh token of this seller and region.")
+    lwa_refresh_token: SecretStr = Field(description="LWA refresh token of this seller and region.")
 
     endpoint: str | None = Field(
         default=None,
@@ -68,7 +68,7 @@ class AmazonSettings(BaseModel):
     stock_batch_threshold: int = Field(
         default=20,
         ge=0,
-        description="Up to this many SKUs use patchListingsItem; more go in one JSON_LISTINGS_FEED.",
+        description="Up to this many SKUs use patchListingsItem; more use JSON_LISTINGS_FEED.",
     )
     product_type: str = Field(default="PRODUCT", min_length=1)
     fulfillment_channel_code: str = Field(default="DEFAULT", min_length=1)
@@ -104,7 +104,9 @@ class AmazonSettings(BaseModel):
     @classmethod
     def _known_reason(cls, value: str) -> str:
         if value not in CANCEL_REASONS:
-            raise ValueError(f"unknown CancelReason {value!r}; use one of {', '.join(CANCEL_REASONS)}")
+            raise ValueError(
+                f"unknown CancelReason {value!r}; use one of {', '.join(CANCEL_REASONS)}"
+            )
         return value
 
     @field_validator("endpoint", "lwa_token_url")

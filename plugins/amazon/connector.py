@@ -1,0 +1,545 @@
+"""The Amazon SP-API marketplace connector.
+
+Orders: Orders API v2026-01-01 ``searchOrders``/``getOrder``. Shipments: v0
+``confirmShipment``. Seller cancellations: ``POST_ORDER_ACKNOWLEDGEMENT_DATA``
+feed. Stock: ``patchListingsItem`` for a few SKUs, ``JSON_LISTINGS_FEED`` for
+many. Connection test: ``getMarketplaceParticipations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from engine.errors import (
+    APIError,
+    AuthError,
+    BadResponseError,
+    FailureReason,
+    FatalAPIError,
+    ItemError,
+    RetriableAPIError,
+)
+from engine.interfaces import ConnectorContext, MarketplaceConnector
+from engine.models import (
+    CancelRequest,
+    CheckResult,
+    FulfillmentChannel,
+    ItemResult,
+    Order,
+    RejectedOrder,
+    Shipment,
+    StockLevel,
+)
+from plugins.amazon import feeds
+from plugins.amazon.auth import LwaAuth
+from plugins.amazon.client import SpApiClient, csv
+from plugins.amazon.mapping import INCLUDED_DATA, order_from_api, parse_time
+from plugins.amazon.settings import CANCEL_REASONS, AmazonSettings, load_data
+
+FINAL_FEED_STATUSES = frozenset({"DONE", "FATAL", "CANCELLED"})
+CANCEL_REASON_ALIASES = {
+    "outofstock": "NoInventory",
+    "nostock": "NoInventory",
+    "inventory": "NoInventory",
+    "customer": "BuyerCanceled",
+    "customerrequest": "BuyerCanceled",
+    "buyerrequest": "BuyerCanceled",
+    "buyercancelled": "BuyerCanceled",
+    "address": "ShippingAddressUndeliverable",
+    "undeliverable": "ShippingAddressUndeliverable",
+    "pricing": "PricingError",
+    "priceerror": "PricingError",
+    "fraud": "RiskAssessmentInformationNotValid",
+}
+
+
+def iso(moment: datetime) -> str:
+    """UTC with a ``Z`` suffix, whole seconds (SP-API rejects unencoded ``+`` offsets)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _floor_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    floor = moment.replace(microsecond=0)
+    return floor if floor == moment else floor + timedelta(seconds=1)
+
+
+def package_reference_id(shipment_id: str) -> str:
+    """A stable ``packageReferenceId`` for a shop shipment.
+
+    The model allows only positive numeric strings; a 9-digit number from a
+    hash of the shipment id keeps it stable across retries and crashes.
+    """
+    digest = hashlib.sha256(shipment_id.encode("utf-8")).digest()
+    return str(100_000_000 + int.from_bytes(digest[:8], "big") % 900_000_000)
+
+
+def _normalize(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _pagination_token_expired(exc: FatalAPIError) -> bool:
+    text = f"{exc.code} {exc.message}".lower()
+    return exc.status == 400 and "token" in text and "expire" in text
+
+
+class AmazonConnector(MarketplaceConnector):
+    """One seller in one SP-API region, for one or more of its marketplaces."""
+
+    settings_model = AmazonSettings
+
+    # The shape of searchOrders, declared rather than buried in code.
+    primary_key: ClassVar[str] = "orderId"
+    cursor_field: ClassVar[str] = "lastUpdatedTime"
+    start_param: ClassVar[str] = "lastUpdatedAfter"
+    end_param: ClassVar[str] = "lastUpdatedBefore"
+    next_token_field: ClassVar[str] = "pagination.nextToken"  # noqa: S105 - a field name
+    token_param: ClassVar[str] = "paginationToken"  # noqa: S105 - a parameter name
+    page_size_param: ClassVar[str] = "maxResultsPerPage"
+    is_sorted: ClassVar[bool] = False
+    safety_margin: ClassVar[timedelta] = timedelta(minutes=2)
+    max_window_restarts: ClassVar[int] = 3
+    carrier_codes: ClassVar[frozenset[str]] = frozenset(load_data("carriers.json")["codes"])
+    cancellation_reasons: ClassVar[frozenset[str]] = frozenset(CANCEL_REASONS)
+
+    settings: AmazonSettings
+
+    def __init__(self, settings: AmazonSettings, context: ConnectorContext) -> None:
+        super().__init__(settings, context)
+        self.log = context.logger.getChild("amazon")
+        self.auth = LwaAuth(
+            token_url=settings.lwa_token_url,
+            client_id=settings.lwa_client_id,
+            client_secret=settings.lwa_client_secret,
+            refresh_token=settings.lwa_refresh_token,
+            transport=context.transport,
+            timeout=settings.request_timeout,
+        )
+        self.client = SpApiClient(settings, context, self.auth)
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The clock windows are clamped with; tests point it at the simulator's."""
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.auth.aclose()
+
+    # -- connection test ------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        seller = self.settings.seller_id
+        try:
+            data = await self.client.get_marketplace_participations()
+        except AuthError as exc:
+            return CheckResult(
+                ok=False,
+                message=f"Amazon rejected the credentials of seller {seller}: {exc}",
+                details={"code": exc.code, "status": exc.status},
+            )
+        except APIError as exc:
+            return CheckResult(
+                ok=False,
+                message=f"SP-API at {self.settings.base_url} failed: {exc}",
+                details={"code": exc.code, "status": exc.status},
+            )
+        rows = [p for p in data.get("payload") or () if isinstance(p, dict)]
+        active = {
+            str(p["marketplace"]["id"]): p["marketplace"]
+            for p in rows
+            if (p.get("participation") or {}).get("isParticipating") and p.get("marketplace")
+        }
+        details = {
+            "region": self.settings.region,
+            "endpoint": self.settings.base_url,
+            "participating": sorted(active),
+        }
+        missing = [m for m in self.settings.marketplace_list if m.id not in active]
+        if missing:
+            names = ", ".join(f"{m.domain} ({m.id})" for m in missing)
+            have = ", ".join(f"{v.get('name', k)} ({k})" for k, v in sorted(active.items()))
+            return CheckResult(
+                ok=False,
+                message=f"seller {seller} does not participate in {names}; "
+                f"participating marketplaces: {have or 'none'}",
+                details=details,
+            )
+        names = ", ".join(m.domain for m in self.settings.marketplace_list)
+        return CheckResult(
+            ok=True,
+            message=f"connected to SP-API {self.settings.region} as seller {seller} ({names})",
+            details=details,
+        )
+
+    # -- orders ---------------------------------------------------------------
+
+    async def orders_updated(
+        self, since: datetime, until: datetime
+    ) -> AsyncIterator[Order | RejectedOrder]:
+        """Every order updated in ``[since, min(until, now - 2 min))``, all pages.
+
+        An expired pagination token (24 h) restarts the window; orders already
+        yielded with the same ``lastUpdatedTime`` are not yielded twice. An
+        order that cannot be mapped comes as :class:`RejectedOrder`.
+        """
+        end = min(until, _floor_second(self.now() - self.safety_margin))
+        if end <= since:
+            return
+        params = {
+            self.start_param: iso(_floor_second(since)),
+            self.end_param: iso(_ceil_second(end)),
+            "marketplaceIds": csv(self.settings.marketplaces),
+            "includedData": csv(INCLUDED_DATA),
+            self.page_size_param: str(self.settings.page_size),
+        }
+        seen: set[tuple[str, str]] = set()
+        restarts = 0
+        while True:
+            try:
+                async for order in self._search(params, since, end, seen):
+                    yield order
+                return
+            except FatalAPIError as exc:
+                if not _pagination_token_expired(exc) or restarts >= self.max_window_restarts:
+                    raise
+                restarts += 1
+                self.log.warning("pagination token expired; reading the window again: %s", exc)
+
+    async def _search(
+        self,
+        params: dict[str, str],
+        since: datetime,
+        end: datetime,
+        seen: set[tuple[str, str]],
+    ) -> AsyncIterator[Order | RejectedOrder]:
+        token: str | None = None
+        while True:
+            # v2026: a page request repeats every filter and adds the token.
+            query = dict(params)
+            if token:
+                query[self.token_param] = token
+            page = await self.client.search_orders(query)
+            for raw in page.get("orders") or ():
+                key = (str(raw.get("orderId")), str(raw.get("lastUpdatedTime")))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if _in_window(raw, since, end):
+                    yield self._map(raw)
+            next_token = (page.get("pagination") or {}).get("nextToken")
+            if not next_token:
+                return
+            if next_token == token:
+                raise BadResponseError(
+                    "Loop detected in pagination", platform="amazon", operation="searchOrders"
+                )
+            token = str(next_token)
+
+    def _map(self, raw: dict[str, Any]) -> Order | RejectedOrder:
+        try:
+            return order_from_api(raw, self.settings.marketplaces[0])
+        except (ItemError, KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            order_id = str(raw.get("orderId") or "?")
+            self.log.warning("Amazon order %s cannot be read: %s", order_id, exc)
+            detail = exc.message if isinstance(exc, ItemError) else f"{type(exc).__name__}: {exc}"
+            return RejectedOrder(marketplace_order_id=order_id, message=detail[:500])
+
+    async def get_order(self, marketplace_order_id: str) -> Order | RejectedOrder | None:
+        raw = await self._get_raw_order(marketplace_order_id, INCLUDED_DATA)
+        return None if raw is None else self._map(raw)
+
+    async def _get_raw_order(self, order_id: str, included: Sequence[str]) -> dict[str, Any] | None:
+        try:
+            data = await self.client.get_order(order_id, list(included))
+        except FatalAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        order = data.get("order")
+        if not isinstance(order, dict):
+            raise BadResponseError("getOrder answer has no order", platform="amazon")
+        return order
+
+    # -- shipments ------------------------------------------------------------
+
+    def _carrier(self, carrier_code: str, shipment: Shipment) -> dict[str, str]:
+        """A known code in Amazon's spelling, else ``Other`` with the name."""
+        by_key = {_normalize(c): c for c in self.carrier_codes}
+        code = by_key.get(_normalize(carrier_code)) if carrier_code else None
+        if code and code != "Other":
+            return {"carrierCode": code}
+        name = (carrier_code if carrier_code and code is None else shipment.carrier) or "Other"
+        return {"carrierCode": "Other", "carrierName": name}
+
+    def _package_items(self, order: Order, shipment: Shipment) -> list[dict[str, Any]]:
+        remaining = {line.line_id: line.quantity - line.quantity_shipped for line in order.lines}
+        quantities: dict[str, int] = {}
+        for ship_line in shipment.lines:
+            if ship_line.line_id and ship_line.line_id in remaining:
+                quantities[ship_line.line_id] = (
+                    quantities.get(ship_line.line_id, 0) + ship_line.quantity
+                )
+                remaining[ship_line.line_id] -= ship_line.quantity
+                continue
+            candidates = [line for line in order.lines if line.sku == ship_line.sku]
+            if not candidates:
+                raise ItemError(
+                    FailureReason.UNKNOWN_SKU,
+                    f"SKU {ship_line.sku} is not in Amazon order {order.marketplace_order_id}",
+                )
+            left = ship_line.quantity
+            for line in candidates:
+                take = min(left, max(remaining[line.line_id], 0))
+                if take:
+                    quantities[line.line_id] = quantities.get(line.line_id, 0) + take
+                    remaining[line.line_id] -= take
+                    left -= take
+            if left:
+                raise ItemError(
+                    FailureReason.INVALID_ORDER,
+                    f"shipment {shipment.shipment_id} ships {ship_line.quantity} x {ship_line.sku} "
+                    f"but only {ship_line.quantity - left} are unshipped in Amazon order "
+                    f"{order.marketplace_order_id}",
+                )
+        return [{"orderItemId": item_id, "quantity": qty} for item_id, qty in quantities.items()]
+
+    def shipment_request(
+        self, order: Order, shipment: Shipment, carrier_code: str
+    ) -> dict[str, Any]:
+        """The ``ConfirmShipmentRequest`` body for one package."""
+        if order.fulfillment_channel is FulfillmentChannel.MARKETPLACE:
+            raise ItemError(
+                FailureReason.INVALID_ORDER,
+                f"order {order.marketplace_order_id} is fulfilled by Amazon",
+            )
+        if not shipment.tracking_number:
+            raise ItemError(
+                FailureReason.INVALID_ORDER,
+                f"shipment {shipment.shipment_id} has no tracking number (required by Amazon)",
+            )
+        package: dict[str, Any] = {
+            "packageReferenceId": package_reference_id(shipment.shipment_id),
+            **self._carrier(carrier_code, shipment),
+            "trackingNumber": shipment.tracking_number,
+            "shipDate": iso(shipment.shipped_at),
+            "orderItems": self._package_items(order, shipment),
+        }
+        if shipment.shipping_method:
+            package["shippingMethod"] = shipment.shipping_method
+        return {"marketplaceId": order.marketplace_id, "packageDetail": package}
+
+    async def confirm_shipment(self, order: Order, shipment: Shipment, carrier_code: str) -> None:
+        body = self.shipment_request(order, shipment, carrier_code)
+        await self.client.confirm_shipment(order.marketplace_order_id, body)
+
+    async def shipment_confirmed(self, order: Order, shipment: Shipment) -> bool:
+        raw = await self._get_raw_order(order.marketplace_order_id, ("PACKAGES", "FULFILLMENT"))
+        if raw is None:
+            return False
+        reference = package_reference_id(shipment.shipment_id)
+        for package in raw.get("packages") or ():
+            if package.get("packageReferenceId") == reference:
+                return True
+            tracking = package.get("trackingNumber")
+            if shipment.tracking_number and tracking == shipment.tracking_number:
+                return True
+        return False
+
+    # -- cancellations --------------------------------------------------------
+
+    def cancel_reason(self, reason: str) -> str:
+        """Amazon's ``CancelReason`` for an engine reason (exact, alias or the default)."""
+        key = _normalize(reason or "")
+        for code in CANCEL_REASONS:
+            if _normalize(code) == key:
+                return code
+        return CANCEL_REASON_ALIASES.get(key, self.settings.default_cancel_reason)
+
+    async def cancel_orders(self, requests: Sequence[CancelRequest]) -> list[ItemResult]:
+        results: dict[str, ItemResult] = {}
+        items: list[feeds.CancelItem] = []
+        for request in requests:
+            order_id = request.marketplace_order_id
+            if order_id in results or any(i.order_id == order_id for i in items):
+                continue
+            item_ids = tuple(line.line_id for line in request.lines)
+            if not item_ids:
+                try:
+                    raw = await self._get_raw_order(order_id, ("CANCELLATION",))
+                except (FatalAPIError, RetriableAPIError) as exc:
+                    results[order_id] = _failed(order_id, exc)
+                    continue
+                if raw is None:
+                    results[order_id] = ItemResult(
+                        key=order_id, ok=False, code="NotFound", message="no such Amazon order"
+                    )
+                    continue
+                item_ids = tuple(str(i["orderItemId"]) for i in raw.get("orderItems") or ())
+            items.append(feeds.CancelItem(order_id, item_ids, self.cancel_reason(request.reason)))
+        if items:
+            document = feeds.cancel_feed_xml(self.settings.seller_id, items)
+            feed, report = await self._submit_feed(
+                feeds.CANCEL_FEED_TYPE, document, feeds.XML_CONTENT_TYPE
+            )
+            results.update(self._cancel_results(items, feed, report))
+        order_ids = dict.fromkeys(r.marketplace_order_id for r in requests)
+        return [results[order_id] for order_id in order_ids]
+
+    def _cancel_results(
+        self, items: list[feeds.CancelItem], feed: dict[str, Any], report: bytes | None
+    ) -> dict[str, ItemResult]:
+        status = str(feed.get("processingStatus"))
+        if report is None:
+            return {
+                i.order_id: ItemResult(
+                    key=i.order_id,
+                    ok=False,
+                    code=status,
+                    message=f"feed {feed.get('feedId')} {status}",
+                )
+                for i in items
+            }
+        parsed = feeds.parse_xml_processing_report(report)
+        errors = parsed.errors_by_message()
+        out: dict[str, ItemResult] = {}
+        for number, item in enumerate(items, start=1):
+            error = errors.get(number)
+            if error is None and status == "DONE":
+                out[item.order_id] = ItemResult(key=item.order_id, ok=True)
+            else:
+                out[item.order_id] = ItemResult(
+                    key=item.order_id,
+                    ok=False,
+                    code=(error.message_code if error else status),
+                    message=(error.description if error else f"feed {status}"),
+                )
+        return out
+
+    # -- stock ----------------------------------------------------------------
+
+    async def push_stock(self, levels: Sequence[StockLevel]) -> list[ItemResult]:
+        latest: dict[str, int] = {}
+        for level in levels:
+            latest[level.sku] = max(0, level.quantity)  # Amazon has no negative stock
+        if not latest:
+            return []
+        if len(latest) <= self.settings.stock_batch_threshold:
+            return [await self._patch_quantity(sku, qty) for sku, qty in latest.items()]
+        pairs = list(latest.items())
+        results: list[ItemResult] = []
+        for start in range(0, len(pairs), feeds.MAX_LISTINGS_MESSAGES):
+            results.extend(
+                await self._stock_feed(pairs[start : start + feeds.MAX_LISTINGS_MESSAGES])
+            )
+        return results
+
+    async def _patch_quantity(self, sku: str, quantity: int) -> ItemResult:
+        body = {
+            "productType": self.settings.product_type,
+            "patches": [feeds.quantity_patch(quantity, self.settings.fulfillment_channel_code)],
+        }
+        try:
+            data = await self.client.patch_listings_item(sku, body)
+        except (FatalAPIError, RetriableAPIError) as exc:
+            return _failed(sku, exc)
+        if data.get("status") in ("ACCEPTED", "VALID"):
+            return ItemResult(key=sku, ok=True)
+        issues = [i for i in data.get("issues") or () if i.get("severity") == "ERROR"]
+        first = issues[0] if issues else {}
+        return ItemResult(
+            key=sku,
+            ok=False,
+            code=first.get("code") or str(data.get("status")),
+            message="; ".join(str(i.get("message")) for i in issues) or "listing update rejected",
+        )
+
+    async def _stock_feed(self, pairs: list[tuple[str, int]]) -> list[ItemResult]:
+        document = feeds.listings_feed(
+            self.settings.seller_id,
+            pairs,
+            product_type=self.settings.product_type,
+            channel_code=self.settings.fulfillment_channel_code,
+        )
+        content = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        feed, report = await self._submit_feed(
+            feeds.LISTINGS_FEED_TYPE, content, feeds.JSON_CONTENT_TYPE
+        )
+        status = str(feed.get("processingStatus"))
+        if report is None:
+            message = f"feed {feed.get('feedId')} ended {status} without a processing report"
+            return [ItemResult(key=sku, ok=False, code=status, message=message) for sku, _ in pairs]
+        errors = feeds.parse_listings_report(report)
+        feed_level = errors.get(0)
+        results = []
+        for number, (sku, _) in enumerate(pairs, start=1):
+            issues = errors.get(number) or feed_level
+            if not issues and status == "DONE":
+                results.append(ItemResult(key=sku, ok=True))
+                continue
+            results.append(
+                ItemResult(
+                    key=sku,
+                    ok=False,
+                    code=(issues[0].get("code") if issues else status),
+                    message="; ".join(str(i.get("message")) for i in issues or ()) or status,
+                )
+            )
+        return results
+
+    # -- feeds ----------------------------------------------------------------
+
+    async def _submit_feed(
+        self, feed_type: str, content: bytes, content_type: str
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """Upload, create, wait; return the final feed and its processing report."""
+        document = await self.client.create_feed_document(content_type)
+        await self.client.upload_document(str(document["url"]), content, content_type)
+        feed_id = await self.client.create_feed(
+            feed_type, self.settings.marketplaces, str(document["feedDocumentId"])
+        )
+        feed = await self._wait_for_feed(feed_id)
+        result_id = feed.get("resultFeedDocumentId")
+        if not result_id:
+            return feed, None
+        result = await self.client.get_feed_document(str(result_id))
+        return feed, await self.client.download_document(result)
+
+    async def _wait_for_feed(self, feed_id: str) -> dict[str, Any]:
+        scale = self.context.time_scale
+        interval = self.settings.feed_poll_interval / scale
+        deadline = time.monotonic() + self.settings.feed_timeout / scale
+        while True:
+            feed = await self.client.get_feed(feed_id)
+            status = feed.get("processingStatus")
+            if status in FINAL_FEED_STATUSES:
+                return feed
+            if time.monotonic() + interval > deadline:
+                raise RetriableAPIError(
+                    f"feed {feed_id} still {status} after "
+                    f"{math.ceil(self.settings.feed_timeout)} s",
+                    platform="amazon",
+                    operation="getFeed",
+                )
+            await asyncio.sleep(interval)
+
+
+def _in_window(raw: dict[str, Any], since: datetime, end: datetime) -> bool:
+    """``[since, end)`` by ``lastUpdatedTime``; unreadable times stay in (Amazon chose them)."""
+    try:
+        updated = parse_time(str(raw["lastUpdatedTime"]))
+    except (KeyError, ValueError):
+        return True
+    return since <= updated < end
+
+
+def _failed(key: str, exc: FatalAPIError | RetriableAPIError) -> ItemResult:
+    return ItemResult(key=key, ok=False, code=exc.code or str(exc.status or ""), message=str(exc))

@@ -1,0 +1,184 @@
+"""Seller cancellation: one POST_ORDER_ACKNOWLEDGEMENT_DATA feed for many orders."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from engine.errors import RetriableAPIError
+from engine.models import CancelRequest, Order, Shipment, ShipmentLine
+from plugins.amazon import feeds
+from plugins.amazon.connector import AmazonConnector
+from plugins.amazon.simulator import AmazonSimulator
+from tests.plugins.amazon.conftest import ConnectorFactory
+from tests.plugins.amazon.contract import RecordingTransport
+
+
+def _uploaded_xml(recorder: RecordingTransport) -> ET.Element:
+    (upload,) = [e for e in recorder.exchanges if e.method == "PUT"]
+    assert upload.request_headers["content-type"] == "text/xml; charset=UTF-8"
+    return feeds.parse_xml(upload.request_body)
+
+
+async def test_one_feed_cancels_several_orders_and_reports_each(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    recorder = RecordingTransport(sim.transport())
+    connector = make_connector(transport=recorder)
+    a = sim.create_order({"A": 1, "B": 2})["orderId"]
+    b = sim.create_order({"C": 1})["orderId"]
+    shipped = sim.create_order({"D": 1})["orderId"]
+    order = await connector.get_order(shipped)
+    assert isinstance(order, Order)
+    await connector.confirm_shipment(
+        order,
+        Shipment(
+            shipment_id="x",
+            marketplace_order_id=shipped,
+            shop_order_id="9",
+            lines=(ShipmentLine(sku="D", quantity=1),),
+            tracking_number="T",
+            shipped_at=order.purchased_at,
+        ),
+        "DHL",
+    )
+
+    results = await connector.cancel_orders(
+        [
+            CancelRequest(marketplace_order_id=a, reason="NoInventory"),
+            CancelRequest(marketplace_order_id=b, reason="customer request"),
+            CancelRequest(marketplace_order_id=shipped, reason="NoInventory"),
+            CancelRequest(marketplace_order_id=a, reason="NoInventory"),  # duplicate
+        ]
+    )
+
+    assert [(r.key, r.ok) for r in results] == [(a, True), (b, True), (shipped, False)]
+    assert results[2].code == "18054" and "shipped" in (results[2].message or "")
+    assert sim.calls["createFeed"] == 1
+    assert sim.order(a)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+    assert sim.order(b)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+    assert sim.order(shipped)["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    assert [(c["orderId"], c["by"], c["reason"]) for c in sim.cancellations] == [
+        (a, "MERCHANT", "NoInventory"),
+        (b, "MERCHANT", "BuyerCanceled"),
+    ]
+
+    root = _uploaded_xml(recorder)
+    assert root.findtext("Header/MerchantIdentifier") == sim.seller_id
+    assert root.findtext("MessageType") == "OrderAcknowledgement"
+    messages = root.findall("Message")
+    assert [m.findtext("MessageID") for m in messages] == ["1", "2", "3"]
+    first = messages[0].find("OrderAcknowledgement")
+    assert first is not None
+    assert first.findtext("AmazonOrderID") == a
+    assert first.findtext("StatusCode") == "Failure"
+    items = first.findall("Item")
+    assert {i.findtext("AmazonOrderItemCode") for i in items} == {
+        str(i["orderItemId"]) for i in sim.order(a)["orderItems"]
+    }
+    assert {i.findtext("CancelReason") for i in items} == {"NoInventory"}
+
+
+async def test_lines_given_are_used_without_reading_the_order(
+    sim: AmazonSimulator, connector: AmazonConnector
+) -> None:
+    order_id = sim.create_order({"A": 1})["orderId"]
+    order = await connector.get_order(order_id)
+    assert isinstance(order, Order)
+    calls = sim.calls["getOrder"]
+    (result,) = await connector.cancel_orders(
+        [CancelRequest(marketplace_order_id=order_id, reason="PricingError", lines=order.lines)]
+    )
+    assert result.ok
+    assert sim.calls["getOrder"] == calls
+
+
+async def test_unknown_order_fails_without_a_feed(
+    sim: AmazonSimulator, connector: AmazonConnector
+) -> None:
+    (result,) = await connector.cancel_orders(
+        [CancelRequest(marketplace_order_id="999-9999999-9999999", reason="NoInventory")]
+    )
+    assert (result.ok, result.code) == (False, "NotFound")
+    assert "createFeed" not in sim.calls
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        ("NoInventory", "NoInventory"),
+        ("no_inventory", "NoInventory"),
+        ("out of stock", "NoInventory"),
+        ("BUYER-CANCELED", "BuyerCanceled"),
+        ("customer_request", "BuyerCanceled"),
+        ("weather delay", "WeatherDelay"),
+        ("something else", "PricingError"),  # the configured default
+    ],
+)
+def test_reason_mapping(make_connector: ConnectorFactory, reason: str, code: str) -> None:
+    connector = make_connector(default_cancel_reason="PricingError")
+    assert connector.cancel_reason(reason) == code
+
+
+async def test_feed_is_polled_until_done(make_connector: ConnectorFactory) -> None:
+    # 60 simulated seconds of processing, polled every 30 s: three getFeed calls
+    slow = AmazonSimulator(time_scale=1000, feed_processing_seconds=60, gzip_reports=True)
+    connector = make_connector(transport=slow.transport())
+    connector.now = slow.now
+    order_id = slow.create_order({"A": 1})["orderId"]
+    (result,) = await connector.cancel_orders(
+        [CancelRequest(marketplace_order_id=order_id, reason="NoInventory")]
+    )
+    assert result.ok
+    assert slow.calls["getFeed"] >= 2
+    assert slow.order(order_id)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+
+
+async def test_feed_that_never_finishes_is_retriable(make_connector: ConnectorFactory) -> None:
+    stuck = AmazonSimulator(time_scale=1000, feed_processing_seconds=10**9)
+    connector = make_connector(transport=stuck.transport(), feed_timeout=120)
+    order_id = stuck.create_order({"A": 1})["orderId"]
+    with pytest.raises(RetriableAPIError, match="still IN_"):
+        await connector.cancel_orders(
+            [CancelRequest(marketplace_order_id=order_id, reason="NoInventory")]
+        )
+    assert stuck.order(order_id)["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
+
+
+def test_processing_report_parser_reads_errors_and_ignores_warnings() -> None:
+    report = b"""<?xml version="1.0" encoding="UTF-8"?>
+<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <Header><DocumentVersion>1.02</DocumentVersion><MerchantIdentifier>M</MerchantIdentifier></Header>
+  <MessageType>ProcessingReport</MessageType>
+  <Message><MessageID>1</MessageID><ProcessingReport>
+    <DocumentTransactionID>42</DocumentTransactionID><StatusCode>Complete</StatusCode>
+    <ProcessingSummary><MessagesProcessed>3</MessagesProcessed>
+      <MessagesSuccessful>2</MessagesSuccessful><MessagesWithError>1</MessagesWithError>
+      <MessagesWithWarning>1</MessagesWithWarning></ProcessingSummary>
+    <Result><MessageID>2</MessageID><ResultCode>Error</ResultCode>
+      <ResultMessageCode>18028</ResultMessageCode><ResultDescription>not found</ResultDescription>
+      <AdditionalInfo><AmazonOrderID>111-1111111-1111111</AmazonOrderID></AdditionalInfo></Result>
+    <Result><MessageID>3</MessageID><ResultCode>Warning</ResultCode>
+      <ResultMessageCode>1</ResultMessageCode><ResultDescription>fyi</ResultDescription></Result>
+  </ProcessingReport></Message>
+</AmazonEnvelope>"""
+    parsed = feeds.parse_xml_processing_report(report)
+    assert (parsed.status, parsed.processed, parsed.successful, parsed.with_error) == (
+        "Complete",
+        3,
+        2,
+        1,
+    )
+    errors = parsed.errors_by_message()
+    assert list(errors) == [2]
+    assert errors[2].order_id == "111-1111111-1111111"
+    assert errors[2].message_code == "18028"
+
+
+def test_xml_with_entities_is_refused() -> None:
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><AmazonEnvelope>&x;</AmazonEnvelope>'
+    )
+    with pytest.raises(ValueError, match="DOCTYPE"):
+        feeds.parse_xml_processing_report(bomb)

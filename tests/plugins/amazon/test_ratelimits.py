@@ -1,0 +1,141 @@
+"""Usage plans: the published table, the simulator's 429s and the connector's limiter."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import pytest
+
+from plugins.amazon.client import OPERATIONS, RATE_LIMITS, SpApiClient, sp_error_parser
+from plugins.amazon.connector import AmazonConnector
+from plugins.amazon.simulator import AmazonSimulator
+from tests.plugins.amazon.conftest import ConnectorFactory
+from tests.plugins.amazon.contract import Models
+
+USAGE_PLAN = re.compile(r"\|\s*([\d.]+)\s*\|\s*(\d+)\s*\|")
+
+
+def test_rate_table_matches_the_models() -> None:
+    """Every rate and burst is the one printed in the operation's description."""
+    models = Models()
+    for op in OPERATIONS:
+        model_op = models.find(op.method, op.path.replace("{", "").replace("}", ""))
+        assert model_op is not None and model_op.operation_id == op.name
+        rate, burst = USAGE_PLAN.findall(model_op.spec["description"])[0]
+        assert (op.rate, op.burst) == (float(rate), int(burst)), op.name
+
+
+async def _token(client: httpx.AsyncClient, sim: AmazonSimulator) -> dict[str, str]:
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": sim.credentials.refresh_token,
+        "client_id": sim.credentials.client_id,
+        "client_secret": sim.credentials.client_secret,
+    }
+    token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
+    return {"x-amz-access-token": token}
+
+
+async def test_simulator_answers_429_beyond_the_burst() -> None:
+    sim = AmazonSimulator(time_scale=1.0)
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
+        headers = await _token(client, sim)
+        answers = [
+            await client.get("/orders/2026-01-01/orders/1", headers=headers) for _ in range(31)
+        ]
+    assert [a.status_code for a in answers[:30]] == [404] * 30  # burst 30, then empty
+    throttled = answers[30]
+    assert throttled.status_code == 429
+    assert throttled.json() == {
+        "errors": [
+            {
+                "code": "QuotaExceeded",
+                "message": "You exceeded your quota for the requested resource.",
+            }
+        ]
+    }
+    assert answers[0].headers["x-amzn-RateLimit-Limit"] == "0.5"
+    assert sim.limiter.throttled == {"getOrder": 1}
+
+
+async def test_connector_limiter_keeps_below_the_limit(
+    make_connector: ConnectorFactory,
+) -> None:
+    sim = AmazonSimulator(time_scale=100.0)  # getOrder: 50 requests/s, burst 30
+    connector = make_connector(transport=sim.transport(), time_scale=100.0)
+    started = time.monotonic()
+    for _ in range(40):
+        await connector.get_order("000-0000000-0000000")
+    elapsed = time.monotonic() - started
+
+    assert sim.limiter.throttled == {}
+    assert sim.calls["getOrder"] == 40
+    assert elapsed >= 9 / 50  # the 10 calls past the burst waited for tokens
+    assert connector.client.api.stats["throttled"] == 0
+
+
+async def test_throttled_without_retry_after_waits_one_token_and_succeeds(
+    make_connector: ConnectorFactory,
+) -> None:
+    """Another client of the same seller drained the bucket: 429, wait 1/rate, retry."""
+    sim = AmazonSimulator(time_scale=10.0)  # getOrder: 5 requests/s
+    connector = make_connector(transport=sim.transport(), time_scale=10.0)
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as other:
+        headers = await _token(other, sim)
+        while (await other.get("/orders/2026-01-01/orders/1", headers=headers)).status_code != 429:
+            pass
+
+    assert await connector.get_order("000-0000000-0000000") is None
+
+    assert sim.limiter.throttled["getOrder"] >= 1
+    assert connector.client.api.stats["throttled"] >= 1
+    assert connector.client.api.stats["retries"] >= 1
+
+
+def _response(
+    status: int, headers: dict[str, str], path: str = "/orders/2026-01-01/orders/1"
+) -> httpx.Response:
+    request = httpx.Request("GET", "https://sellingpartnerapi-eu.amazon.com" + path)
+    return httpx.Response(status, headers=headers, request=request)
+
+
+def test_backoff_time(make_connector: ConnectorFactory) -> None:
+    client: SpApiClient = make_connector(time_scale=1.0).client
+    assert client.backoff_time(_response(429, {"x-amzn-RateLimit-Limit": "0.5"})) == 2.0
+    assert client.backoff_time(_response(429, {})) == 2.0  # getOrder's published rate
+    search = "/orders/2026-01-01/orders"
+    assert client.backoff_time(_response(429, {}, search)) == pytest.approx(1 / 0.0056)
+    assert client.backoff_time(_response(429, {"retry-after": "3"})) is None
+    assert client.backoff_time(_response(503, {"x-amzn-RateLimit-Limit": "0.5"})) is None
+
+
+def test_announced_rate_is_adopted(make_connector: ConnectorFactory) -> None:
+    client: SpApiClient = make_connector(time_scale=10.0).client
+    client.on_response("getOrder", _response(200, {"x-amzn-RateLimit-Limit": "20"}))
+    assert client.limiter.limits["getOrder"].rate == pytest.approx(2.0)  # 20 at 10x speed
+    assert client.limiter.limits["getOrder"].burst == RATE_LIMITS["getOrder"].burst - 1
+    client.on_response("getFeed", _response(200, {"x-amzn-RateLimit-Limit": "garbage"}))
+    assert client.limiter.limits["getFeed"].rate == RATE_LIMITS["getFeed"].rate
+
+
+async def test_simulator_announces_its_scaled_rate_which_changes_nothing(
+    sim: AmazonSimulator, connector: AmazonConnector
+) -> None:
+    await connector.get_order("000-0000000-0000000")
+    assert connector.client.limiter.limits["getOrder"].rate == RATE_LIMITS["getOrder"].rate
+
+
+def test_error_parser_reads_amazons_error_list() -> None:
+    body = {"errors": [{"code": "InvalidInput", "message": "Invalid Input", "details": "shipDate"}]}
+    response = httpx.Response(400, json=body)
+    assert sp_error_parser(response) == ("InvalidInput", "Invalid Input (shipDate)")
+    same = {
+        "errors": [{"code": "InvalidInput", "message": "Invalid Input", "details": "Invalid Input"}]
+    }
+    assert sp_error_parser(httpx.Response(400, json=same)) == ("InvalidInput", "Invalid Input")
+    assert sp_error_parser(httpx.Response(502, text="<html>Bad Gateway</html>")) == (
+        None,
+        "<html>Bad Gateway</html>",
+    )
