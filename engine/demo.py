@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from contextlib import ExitStack
 from pathlib import Path
@@ -123,6 +124,7 @@ def run_demo(plugins: Plugins, shop: str = "shopify", workdir: Path = Path(".dem
         write_config(config, shop, amazon.settings(amazon_url), store.settings(shop_url))
         env = {**os.environ, **amazon.env(), **store.env()}
         env.pop("ORDERSYNC_LOAD_PLUGINS", None)
+        env.setdefault("COLUMNS", "160")
         console.print(f"config: {config}   (secrets come from the environment)")
         run_cli(["config", "check", "-c", str(config)], env)
         run_cli(["connections", "test", f"amazon-eu-{shop}", "-c", str(config)], env)
@@ -135,6 +137,7 @@ def run_demo(plugins: Plugins, shop: str = "shopify", workdir: Path = Path(".dem
         store.ship("302-0000002-0000002", {"DEMO-SHIRT-M": 1}, "Hermes Kurier", "H1234567890")
         store.cancel("302-0000003-0000003")
         store.set_stock("DEMO-MUG", 99)
+        time.sleep(3)  # shops report changes with a settle delay of a few seconds
 
         console.rule("cycle 2: confirm shipments, cancel on Amazon, push changed stock")
         run_cli(["run", "-c", str(config), "--cycles", "1"], env)
