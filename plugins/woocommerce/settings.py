@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-OrderStatus = Literal["pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"]
+OrderStatus = Literal[
+    "pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"
+]
 
 
 def _is_loopback(host: str) -> bool:
@@ -48,11 +50,14 @@ class WooCommerceSettings(BaseModel):
     """Product/variation meta key holding the EAN (``_alg_ean``, ``_ean``, ...)."""
     new_order_status: OrderStatus = "processing"
     amazon_order_id_meta_key: str = "_amazon_order_id"
-    shipped_statuses: list[OrderStatus] = Field(default_factory=lambda: ["completed"], min_length=1)
+    shipped_statuses: list[OrderStatus] = Field(default=["completed"], min_length=1)
     tracking_source: Literal["meta", "fulfillments"] = "meta"
     """``meta``: the Shipment Tracking meta (``tracking_meta_key``); ``fulfillments``: the
     core Order Fulfillments endpoints (WooCommerce 10.2+ with the feature enabled)."""
     tracking_meta_key: str = "_wc_shipment_tracking_items"
+    untracked_shipment_delay_seconds: float = Field(default=600.0, ge=0)
+    """How long an order completed without tracking waits before it is reported as
+    shipped untracked (tracking added meanwhile makes it a tracked shipment)."""
     tax_handling: Literal["shop", "amazon"] = "shop"
     """``shop``: send net prices and let WooCommerce add tax from its tax tables (a
     non-taxable fee line absorbs any cent difference to Amazon's total); ``amazon``: the
