@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/ordersync demo --shop $(SHOP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine plugins tests bench
-	$(BIN)/ruff format --check engine plugins tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy engine
