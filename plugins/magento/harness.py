@@ -65,7 +65,11 @@ class MagentoSim:
         return int(order["entity_id"])
 
     def ship(
-        self, marketplace_order_id: str, lines: Mapping[str, int] | None, carrier: str, tracking: str
+        self,
+        marketplace_order_id: str,
+        lines: Mapping[str, int] | None,
+        carrier: str,
+        tracking: str,
     ) -> None:
         track = {"carrier_code": "custom", "title": carrier, "track_number": tracking}
         self.sim.ship_order(self._order_id(marketplace_order_id), lines, [track])
