@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +348,65 @@ def orders_show(
         for row in log_rows:
             history.add_row(row["at"][:19], row["direction"], row["action"], row["detail"])
         console.print(history)
+
+
+@cli.command()
+@config_option
+@click.option("--connection", "connection_id", default=None, help="Only this connection.")
+@click.option(
+    "--since", type=click.DateTime(), default=None, help="Orders updated since (default: 7 days)."
+)
+@click.option("--no-stock", is_flag=True, help="Skip the stock drift check.")
+@json_option
+@click.pass_context
+def check(
+    ctx: click.Context,
+    config: str | None,
+    connection_id: str | None,
+    since: datetime | None,
+    no_stock: bool,
+    as_json: bool,
+) -> None:
+    """Reconcile Amazon, the state DB and the shop; exit 1 if anything is off."""
+    from engine.reconcile import check_connection
+
+    start = since.replace(tzinfo=UTC) if since else datetime.now(UTC) - timedelta(days=7)
+    with _App(ctx, config) as app:
+
+        async def go() -> list[Any]:
+            engine = app.engine()
+            try:
+                ids = (
+                    [connection_id]
+                    if connection_id
+                    else [c.id for c in app.loaded.connections if c.active]
+                )
+                found = []
+                for cid in ids:
+                    found.extend(
+                        await check_connection(engine.context(cid), start, stock=not no_stock)
+                    )
+                return found
+            finally:
+                await engine.aclose()
+
+        try:
+            findings = asyncio.run(go())
+        except KeyError as exc:
+            raise click.ClickException(str(exc.args[0])) from None
+        if as_json:
+            _echo_json([f.__dict__ for f in findings])
+        elif findings:
+            table = Table(title=f"{len(findings)} finding(s)")
+            for column in ("connection", "kind", "order / SKU", "detail", "fix"):
+                table.add_column(column, overflow="fold")
+            for f in findings:
+                table.add_row(f.connection_id, f.kind, f.key, GLOBAL_REDACTOR(f.detail), f.fix)
+            console.print(table)
+        else:
+            click.echo(f"no findings since {start:%Y-%m-%d %H:%M} UTC")
+        if findings:
+            sys.exit(1)
 
 
 @cli.command()

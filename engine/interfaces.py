@@ -137,6 +137,14 @@ class ShopConnector(Connector):
     async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
         """Find the shop order created for a marketplace order (idempotency lookup)."""
 
+    async def find_orders(self, marketplace_order_id: str) -> list[ShopOrderRef]:
+        """Every shop order carrying this reference (``ordersync check`` finds duplicates).
+
+        The default wraps :meth:`find_order`; override it when the shop can list all.
+        """
+        found = await self.find_order(marketplace_order_id)
+        return [found] if found is not None else []
+
     @abstractmethod
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
         """Create a paid order that carries ``order.marketplace_order_id`` as reference."""

@@ -227,6 +227,8 @@ class ShopOrderRef(_Model):
     id: str
     number: str | None = None
     cancelled: bool = False
+    total: Money | None = None
+    """The order's grand total as the shop holds it, when the lookup returns it."""
 
 
 class ShipmentLine(_Model):

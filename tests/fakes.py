@@ -302,10 +302,14 @@ class FakeShop(ShopConnector):
 
     async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
         self.world.point("shop.find")
-        found = self.world.shop_order_for(marketplace_order_id)
-        if not found:
-            return None
-        return ShopOrderRef(id=found[0].id, number=found[0].id, cancelled=found[0].cancelled)
+        found = await self.find_orders(marketplace_order_id)
+        return found[0] if found else None
+
+    async def find_orders(self, marketplace_order_id: str) -> list[ShopOrderRef]:
+        return [
+            ShopOrderRef(id=o.id, number=o.id, cancelled=o.cancelled, total=o.order.total)
+            for o in self.world.shop_order_for(marketplace_order_id)
+        ]
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
         self.world.point("shop.create.before")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from engine.http import RetryPolicy
 from engine.interfaces import ConnectorContext, ShopConnector
 from engine.models import (
     CheckResult,
+    Money,
     Order,
     ProductRef,
     ShopChanges,
@@ -193,6 +195,16 @@ class MagentoConnector(ShopConnector):
         raw = await self._find_raw(marketplace_order_id)
         return self._ref(raw) if raw else None
 
+    async def find_orders(self, marketplace_order_id: str) -> list[ShopOrderRef]:
+        page = await self.client.search(
+            ORDERS,
+            "orders_search",
+            [[Filter("ext_order_id", marketplace_order_id)]],
+            page_size=10,
+            sort=[("entity_id", "ASC")],
+        )
+        return [self._ref(raw) for raw in page.items]
+
     async def _find_raw(self, marketplace_order_id: str) -> JSON | None:
         page = await self.client.search(
             ORDERS,
@@ -212,10 +224,15 @@ class MagentoConnector(ShopConnector):
 
     @staticmethod
     def _ref(raw: JSON) -> ShopOrderRef:
+        total = raw.get("grand_total")
+        currency = raw.get("order_currency_code")
         return ShopOrderRef(
             id=str(raw["entity_id"]),
             number=raw.get("increment_id"),
             cancelled=raw.get("state") == "canceled",
+            total=Money(amount=Decimal(str(total)), currency=currency)
+            if total is not None and currency
+            else None,
         )
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:

@@ -11,7 +11,15 @@ from pydantic import BaseModel
 
 from engine.errors import APIError, AuthError, ConfigError, FailureReason, FatalAPIError, ItemError
 from engine.interfaces import ConnectorContext, ShopConnector
-from engine.models import CheckResult, Order, ProductRef, ShopChanges, ShopOrderRef, StockPage
+from engine.models import (
+    CheckResult,
+    Money,
+    Order,
+    ProductRef,
+    ShopChanges,
+    ShopOrderRef,
+    StockPage,
+)
 from plugins.shopify import queries as q
 from plugins.shopify.changes import ChangeReader
 from plugins.shopify.client import PLATFORM, ShopifyClient, user_errors_message
@@ -150,10 +158,16 @@ class ShopifyConnector(ShopConnector):
 
     # --- orders -------------------------------------------------------------------------
 
-    async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
+    async def find_orders(self, marketplace_order_id: str) -> list[ShopOrderRef]:
+        return [_order_ref(n) for n in await self._find(marketplace_order_id)]
+
+    async def _find(self, marketplace_order_id: str) -> list[dict[str, Any]]:
         query = f"source_identifier:{search_value(marketplace_order_id)}"
         nodes = (await self.client.execute(q.FIND_ORDER, {"query": query}))["orders"]["nodes"]
-        matches = [n for n in nodes if n.get("sourceIdentifier") == marketplace_order_id]
+        return [n for n in nodes if n.get("sourceIdentifier") == marketplace_order_id]
+
+    async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
+        matches = await self._find(marketplace_order_id)
         if not matches:
             return None
         if len(matches) > 1:
@@ -164,9 +178,7 @@ class ShopifyConnector(ShopConnector):
                 ", ".join(m["name"] for m in matches),
             )
         best = next((m for m in matches if not m.get("cancelledAt")), matches[0])
-        return ShopOrderRef(
-            id=best["id"], number=best["name"], cancelled=bool(best.get("cancelledAt"))
-        )
+        return _order_ref(best)
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
         missing = sorted({line.sku for line in order.lines if line.sku not in products})
@@ -201,7 +213,7 @@ class ShopifyConnector(ShopConnector):
                 order.total.amount,
                 expected_total(order),
             )
-        return ShopOrderRef(id=created["id"], number=created["name"])
+        return _order_ref(created)
 
     async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
         if await self._cancelled(ref.id):
@@ -254,3 +266,15 @@ class ShopifyConnector(ShopConnector):
     async def stock_levels(self, attribute: str, cursor: str | None) -> StockPage:
         location = await self.location()
         return await self.stock.page(parse_attribute(attribute), location["id"], cursor)
+
+
+def _order_ref(node: dict[str, Any]) -> ShopOrderRef:
+    money = (node.get("totalPriceSet") or {}).get("shopMoney") or {}
+    total = (
+        Money(amount=Decimal(money["amount"]), currency=money["currencyCode"])
+        if money.get("amount") is not None
+        else None
+    )
+    return ShopOrderRef(
+        id=node["id"], number=node["name"], cancelled=bool(node.get("cancelledAt")), total=total
+    )

@@ -85,7 +85,7 @@ query OrdersyncVariantsMetafield($first: Int!, $after: String, $namespace: Strin
 FIND_ORDER = """
 query OrdersyncFindOrder($query: String!) {
   orders(first: 10, query: $query, sortKey: CREATED_AT) {
-    nodes { id name sourceIdentifier cancelledAt createdAt }
+    nodes { id name sourceIdentifier cancelledAt createdAt totalPriceSet { shopMoney { amount currencyCode } } }
   }
 }
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from plugins.shopify.simulator_schema import (
 from plugins.shopify.simulator_state import ShopState
 
 THROTTLE_DOCS = "https://shopify.dev/api/usage/rate-limits"
+_SOURCE_ONLY = re.compile(r'source_identifier:"((?:[^"\\]|\\.)*)"')
+"""A query that is exactly one quoted ``source_identifier`` term (no wildcard)."""
 MAX_NODES = 250
 
 
@@ -154,8 +157,21 @@ class GraphQLAPI:
         self.job_seconds = job_seconds
         self.jobs: dict[str, float] = {}
         self.requests = 0
+        self._documents: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
 
     # --- request handling -------------------------------------------------------------------
+
+    def _checked(self, query: str) -> tuple[DocumentNode, list[GraphQLError]]:
+        """Parse and validate a document once: clients send the same few documents with
+        new variables, and validating against the Admin schema costs milliseconds."""
+        found = self._documents.get(query)
+        if found is None:
+            document = parse(query)
+            found = (document, validate(self.schema, document))
+            if len(self._documents) >= 512:
+                self._documents.clear()
+            self._documents[query] = found
+        return found
 
     def cost_extension(self, requested: int, actual: int | None) -> dict[str, Any]:
         return {
@@ -172,10 +188,9 @@ class GraphQLAPI:
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return {"errors": [{"message": "No query string was present"}]}
         try:
-            document = parse(body["query"])
+            document, errors = self._checked(body["query"])
         except GraphQLSyntaxError as exc:
             return {"errors": [_format(exc)]}
-        errors = validate(self.schema, document)
         if errors:
             return {"errors": [_format(e) for e in errors]}
         variables = body.get("variables") or {}
@@ -249,6 +264,7 @@ class GraphQLAPI:
             default: Callable[[Any], list[Any]],
             view: Callable[[Any], Any],
             sort: Callable[[str | None], Callable[[Any], Any]] | None = None,
+            candidates: Callable[[str | None], list[Any] | None] | None = None,
         ) -> Callable[..., Any]:
             def resolve(
                 info: GraphQLResolveInfo,
@@ -257,7 +273,8 @@ class GraphQLAPI:
                 savedSearchId: str | None = None,
                 **args: Any,
             ) -> Any:  # noqa: N803
-                found = filtered(rows(), query, fields(), default)
+                narrowed = candidates(query) if candidates else None
+                found = filtered(rows() if narrowed is None else narrowed, query, fields(), default)
                 key = sort(sortKey) if sort else (lambda r: r.id)
                 return connection(info, found, view, key=key, **args)
 
@@ -272,6 +289,14 @@ class GraphQLAPI:
             if attr is None:
                 return lambda o: o.id
             return lambda o: [getattr(o, attr).isoformat(), o.id]
+
+        def by_source(query: str | None) -> list[Any] | None:
+            """The orders a lone ``source_identifier:"X"`` term can match (an index lookup)."""
+            match = _SOURCE_ONLY.fullmatch((query or "").strip())
+            if match is None or match.group(1).endswith("*"):
+                return None
+            value = re.sub(r"\\(.)", r"\1", match.group(1))
+            return [s.orders[i] for i in s.orders_by_source.get(value.lower(), ())]
 
         def count(
             rows: Callable[[], list[Any]], fields: Callable[[], dict[str, Any]]
@@ -345,6 +370,7 @@ class GraphQLAPI:
                 lambda o: [o.name, o.email, o.source_identifier],
                 v.order,
                 order_sort,
+                by_source,
             ),
             "ordersCount": count(lambda: list(s.orders.values()), v.order_fields),
             "fulfillment": by_gid(s.fulfillments, "Fulfillment", v.fulfillment),

@@ -84,6 +84,8 @@ class ShopState:
         self.items: dict[int, InventoryItem] = {}
         self.levels: dict[tuple[int, int], InventoryLevel] = {}
         self.orders: dict[int, Order] = {}
+        self.orders_by_source: dict[str, list[int]] = {}
+        """Lower-cased ``sourceIdentifier`` → order ids (the simulator's search index)."""
         self.fulfillments: dict[int, Fulfillment] = {}
         self.bulk_operations: dict[int, BulkOperation] = {}
         self.next_order_number = 1001
@@ -298,6 +300,9 @@ class ShopState:
             self._claim_inventory(order, options.get("inventoryBehaviour") or "BYPASS")
             self.next_order_number += 1
             self.orders[order.id] = order
+            if order.source_identifier:
+                key = order.source_identifier.lower()
+                self.orders_by_source.setdefault(key, []).append(order.id)
             return order
 
     def _tax(

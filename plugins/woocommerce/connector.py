@@ -333,6 +333,9 @@ class WooCommerceConnector(ShopConnector):
         live = [m for m in matches if m.get("status") != "cancelled"]
         return mapping.order_ref((live or matches)[0])
 
+    async def find_orders(self, marketplace_order_id: str) -> list[ShopOrderRef]:
+        return [mapping.order_ref(o) for o in await self._find(marketplace_order_id)]
+
     async def _find(self, marketplace_order_id: str) -> list[dict[str, Any]]:
         key = self.settings.amazon_order_id_meta_key
         params = {"search": marketplace_order_id, "per_page": self.settings.page_size}

@@ -23,6 +23,7 @@ from engine.errors import FailureReason, ItemError
 from engine.models import (
     Address,
     Cancellation,
+    Money,
     Order,
     OrderLine,
     ProductRef,
@@ -260,10 +261,12 @@ def adjustment_fee(order: Order, wc_order: Mapping[str, Any]) -> dict[str, Any] 
 
 
 def order_ref(wc_order: Mapping[str, Any]) -> ShopOrderRef:
+    total, currency = wc_order.get("total"), wc_order.get("currency")
     return ShopOrderRef(
         id=str(wc_order["id"]),
         number=str(wc_order.get("number") or wc_order["id"]),
         cancelled=wc_order.get("status") == "cancelled",
+        total=Money(amount=to_decimal(total), currency=currency) if total and currency else None,
     )
 
 

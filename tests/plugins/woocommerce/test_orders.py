@@ -186,7 +186,8 @@ async def test_find_order_is_exact_and_survives_similar_ids(
     sim._create_order({"billing": {"first_name": "303-4000001-4000001"}, "line_items": []})
 
     found = await woo.find_order("303-4000001-4000001")
-    assert found == ShopOrderRef(id=exact.id, number=exact.number, cancelled=False)
+    assert (found.id, found.number, found.cancelled) == (exact.id, exact.number, False)
+    assert found.total is not None  # ordersync check compares it with Amazon's total
     assert (await woo.find_order("303-4000001-40000011")).id == longer.id  # type: ignore[union-attr]
 
 
