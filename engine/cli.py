@@ -97,6 +97,7 @@ def run(ctx: click.Context, config: str | None, cycles: int | None) -> None:
 @config_option
 @click.option("--connection", "connection_id", default=None, help="Only this connection.")
 @click.option("--flow", type=click.Choice(FLOWS), default=None, help="Only this flow.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
 @json_option
 @click.pass_context
 def sync(
@@ -104,10 +105,14 @@ def sync(
     config: str | None,
     connection_id: str | None,
     flow: str | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Synchronize now (the "Synchronize Orders" button)."""
     with _App(ctx, config) as app:
+        if dry_run:
+            _dry_run(app, connection_id, flow, as_json)
+            return
 
         async def go() -> list[Any]:
             engine = app.engine()
@@ -128,6 +133,43 @@ def sync(
                 click.echo(GLOBAL_REDACTOR(report.summary()))
         if any(r.errors for r in reports):
             sys.exit(2)
+
+
+def _dry_run(app: App, connection_id: str | None, flow: str | None, as_json: bool) -> None:
+    import tempfile
+
+    from engine.dryrun import DryRunLog, copy_state, wrapper
+    from engine.runner import Engine
+    from engine.state import StateStore
+
+    log = DryRunLog()
+    with tempfile.TemporaryDirectory(prefix="ordersync-dry-run-") as tmp:
+        copy = Path(tmp) / "state.db"
+        copy_state(app.store.path, copy)
+        store = StateStore(copy)
+
+        async def go() -> None:
+            engine = Engine(app.loaded, app.plugins.registry, store, wrap=wrapper(log))
+            try:
+                await engine.sync(connection_id, flow)
+            finally:
+                await engine.aclose()
+
+        try:
+            asyncio.run(go())
+        except KeyError as exc:
+            raise click.ClickException(str(exc.args[0])) from None
+        finally:
+            store.close()
+    if as_json:
+        _echo_json([w.__dict__ for w in log.writes])
+        return
+    table = Table(title=f"Dry run: {len(log.writes)} write(s) would be made; nothing was written")
+    for column in ("side", "action", "order / SKU", "detail"):
+        table.add_column(column, overflow="fold")
+    for w in log.writes:
+        table.add_row(w.side, w.action, w.key, GLOBAL_REDACTOR(w.detail))
+    console.print(table)
 
 
 @cli.group(cls=DefaultGroup, default="list", default_if_no_args=True)

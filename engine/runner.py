@@ -47,6 +47,7 @@ class Engine:
     """Runs flows for the connections of one config against one state database.
 
     :param transports: platform type → httpx transport (in-process simulators).
+    :param wrap: wraps each connection's connectors (``--dry-run`` records writes).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class Engine:
         transports: dict[str, httpx.AsyncBaseTransport] | None = None,
         stop: asyncio.Event | None = None,
         now: Callable[[], datetime] = utcnow,
+        wrap: Callable[[Connectors], Connectors] | None = None,
     ) -> None:
         self.loaded = loaded
         self.registry = registry
@@ -67,6 +69,7 @@ class Engine:
         self.transports = transports or {}
         self.stop = stop or asyncio.Event()
         self.now = now
+        self.wrap = wrap
         self._connectors: dict[str, Connectors] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -82,6 +85,8 @@ class Engine:
                 marketplace=self._build(conn, "marketplace"),  # type: ignore[arg-type]
                 shop=self._build(conn, "shop"),  # type: ignore[arg-type]
             )
+            if self.wrap is not None:
+                found = self.wrap(found)
             self._connectors[connection_id] = found
         return found
 
