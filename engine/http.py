@@ -9,8 +9,10 @@ Retries use :mod:`tenacity` (exponential backoff with jitter, bounded by tries
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +45,16 @@ ErrorParser = Callable[[httpx.Response], tuple[str | None, str]]
 """Reads ``(code, message)`` from a platform's error response."""
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client of the process.
+
+    httpx builds a context per client by loading the CA bundle (about 0.8 MB and
+    tens of milliseconds each); a daemon holds several clients per connection.
+    """
+    return httpx.create_ssl_context()
 
 
 def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
@@ -117,6 +129,7 @@ class ApiClient:
         (e.g. drop a cached access token).
     :param backoff_time: per-platform wait override for a retriable response.
     :param on_response: sees every response (e.g. to adopt announced rate limits).
+    :param time_scale: divides every backoff wait (simulators running faster than real time).
     """
 
     def __init__(
@@ -136,10 +149,16 @@ class ApiClient:
         on_response: Callable[[str, httpx.Response], None] | None = None,
         redactor: Redactor | None = None,
         auth: httpx.Auth | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         self.platform = platform
         self.client = httpx.AsyncClient(
-            base_url=base_url, transport=transport, timeout=timeout, headers=headers, auth=auth
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers=headers,
+            auth=auth,
+            verify=shared_ssl_context() if transport is None else True,
         )
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
@@ -150,6 +169,7 @@ class ApiClient:
         self.on_response = on_response
         self.redactor = redactor or Redactor()
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
+        self.time_scale = time_scale
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -169,8 +189,8 @@ class ApiClient:
                 multiplier=self.retry.initial, max=self.retry.max_wait, jitter=self.retry.initial
             )(state)
             if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
-                return min(max(exc.retry_after, 0.0), self.retry.max_wait)
-            return float(base)
+                return min(max(exc.retry_after, 0.0), self.retry.max_wait) / self.time_scale
+            return float(base) / self.time_scale
 
         def before_sleep(state: RetryCallState) -> None:
             self.stats["retries"] += 1

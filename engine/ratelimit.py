@@ -14,10 +14,13 @@ from aiolimiter import AsyncLimiter
 
 @dataclass(frozen=True)
 class RateLimit:
-    """Requests per second and burst size, as the platform publishes them."""
+    """Requests per second and burst size, as the platform publishes them.
+
+    A client may keep a fractional burst (the published one minus a safety margin).
+    """
 
     rate: float
-    burst: int
+    burst: float
 
 
 class OperationLimiter:

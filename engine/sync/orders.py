@@ -20,6 +20,10 @@ from engine.sync.intents import classify, fail_item, retry_later
 
 FLOW = "orders"
 RESOLVE_BATCH = 50
+IMPORT_EVERY = 100
+"""While a long window is read, import what is queued after this many orders: the
+time spent importing lets the marketplace's rate-limit bucket refill for the next
+page. (Not with a monthly quota, which takes the window's oldest orders first.)"""
 
 
 def order_window(ctx: SyncContext) -> tuple[datetime, datetime]:
@@ -45,6 +49,8 @@ async def run_orders(ctx: SyncContext) -> FlowReport:
     await refetch_rejected(ctx, report)
     if until > since:
         complete = True
+        interleave = ctx.connection.orders_per_month is None
+        read = 0
         async for order in ctx.marketplace.orders_updated(since, until):
             if isinstance(order, RejectedOrder):
                 reject(ctx, order, report)
@@ -53,6 +59,9 @@ async def run_orders(ctx: SyncContext) -> FlowReport:
             if ctx.stop.is_set():
                 complete = False
                 break
+            read += 1
+            if interleave and read % IMPORT_EVERY == 0:
+                await import_queued(ctx, report)
         if complete:
             ctx.fence()
             ctx.store.set_cursor(ctx.cid, FLOW, until.isoformat())

@@ -62,16 +62,23 @@ OPERATIONS: tuple[Operation, ...] = (
 OPERATIONS_BY_NAME = {op.name: op for op in OPERATIONS}
 RATE_LIMITS: dict[str, RateLimit] = {op.name: RateLimit(op.rate, op.burst) for op in OPERATIONS}
 BURST_HEADROOM = 1
-"""Tokens the client leaves unused: its bucket starts before Amazon sees the first
-request (the LWA exchange sits between), and network delays bunch requests."""
+"""At most this many tokens the client leaves unused: network delays vary, so a
+request sent on time may reach Amazon's bucket a little early."""
+JITTER_SECONDS = 0.1
+"""...and no more than this much refill time: for a slow operation one whole token
+is minutes (``searchOrders``: 1 / 0.0056 s), far more than any network jitter."""
 
 
-def client_limits() -> dict[str, RateLimit]:
-    """The usage plans as the client enforces them: published rate, burst minus headroom."""
-    return {
-        name: RateLimit(limit.rate, max(1, limit.burst - BURST_HEADROOM))
-        for name, limit in RATE_LIMITS.items()
-    }
+def client_limits(time_scale: float = 1.0) -> dict[str, RateLimit]:
+    """The usage plans as the client enforces them: published rate, burst minus headroom.
+
+    The headroom is one token or ``JITTER_SECONDS`` of refill, whichever is less.
+    """
+    limits = {}
+    for name, limit in RATE_LIMITS.items():
+        headroom = min(BURST_HEADROOM, limit.rate * time_scale * JITTER_SECONDS)
+        limits[name] = RateLimit(limit.rate, max(1.0, limit.burst - headroom))
+    return limits
 
 
 def match_operation(method: str, path: str) -> Operation | None:
@@ -111,11 +118,14 @@ class SpApiClient:
     def __init__(self, settings: AmazonSettings, context: ConnectorContext, auth: LwaAuth) -> None:
         self.settings = settings
         self.time_scale = context.time_scale
-        self.limiter = OperationLimiter(client_limits(), time_scale=context.time_scale)
+        self.limiter = OperationLimiter(
+            client_limits(context.time_scale), time_scale=context.time_scale
+        )
         self.api = ApiClient(
             platform="amazon",
             base_url=settings.base_url,
             transport=context.transport,
+            time_scale=context.time_scale,
             limiter=self.limiter,
             retry=RetryPolicy(),
             timeout=settings.request_timeout,
@@ -132,6 +142,7 @@ class SpApiClient:
             platform="amazon",
             base_url="",
             transport=context.transport,
+            time_scale=context.time_scale,
             timeout=settings.request_timeout,
             redactor=auth.redactor,
         )

@@ -201,7 +201,12 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
         shipping_tax += tax_on_shipping
         shipping_discount += abs(discount_on_shipping)
         quantity = int(item.get("quantityOrdered") or 0)
-        if quantity <= 0:
+        if quantity < 0:
+            raise ItemError(
+                FailureReason.INVALID_ORDER,
+                f"order item {item.get('orderItemId')} has a negative quantity ({quantity})",
+            )
+        if quantity == 0:
             continue  # fully cancelled line: nothing to sell or ship
         product = item.get("product") or {}
         price = (product.get("price") or {}).get("unitPrice")

@@ -225,6 +225,7 @@ class ShopifyClient:
             "platform": PLATFORM,
             "base_url": settings.base_url,
             "transport": context.transport,
+            "time_scale": context.time_scale,
             "timeout": settings.timeout,
             "error_parser": shopify_error_parser,
             "redactor": self.redactor,

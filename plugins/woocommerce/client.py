@@ -95,6 +95,7 @@ class WooClient:
             time_scale=context.time_scale,
         )
         self._transport = context.transport
+        self._time_scale = context.time_scale
         self.api = self._api(RetryPolicy())
         """Retries transient failures (``retry=False`` per request for creates)."""
         self.api_quick = self._api(QUICK_RETRY)
@@ -105,6 +106,7 @@ class WooClient:
             platform=PLATFORM,
             base_url=self.settings.base_url + "/",
             transport=self._transport,
+            time_scale=self._time_scale,
             limiter=self._limiter,
             retry=retry,
             timeout=self.settings.timeout_seconds,
