@@ -149,6 +149,14 @@ class ShopConnector(Connector):
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
         """Create a paid order that carries ``order.marketplace_order_id`` as reference."""
 
+    async def complete_order(self, order: Order, ref: ShopOrderRef) -> ShopOrderRef:
+        """Finish an order that :meth:`find_order` found instead of creating it.
+
+        Called when an earlier attempt may have stopped between the create and the
+        steps after it (e.g. a total adjustment). The default does nothing.
+        """
+        return ref
+
     @abstractmethod
     async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
         """Cancel a shop order because the marketplace cancelled it (idempotent)."""

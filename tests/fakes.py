@@ -326,6 +326,10 @@ class FakeShop(ShopConnector):
         self.world.point("shop.create.after")
         return ShopOrderRef(id=shop_id, number=shop_id)
 
+    async def complete_order(self, order: Order, ref: ShopOrderRef) -> ShopOrderRef:
+        self.world.point("shop.complete")
+        return ref
+
     async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
         self.world.point("shop.cancel.before")
         for shop_order in self.world.shop_orders:

@@ -317,6 +317,8 @@ async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -
         found = ref is not None
         if ref is None:
             ref = await ctx.shop.create_order(record.order, products)
+        else:
+            ref = await ctx.shop.complete_order(record.order, ref)
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 - sorted by classify()

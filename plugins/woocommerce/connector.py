@@ -360,6 +360,12 @@ class WooCommerceConnector(ShopConnector):
         settled = await self._settle_totals([(order, created)])
         return mapping.order_ref(settled[str(created["id"])])
 
+    async def complete_order(self, order: Order, ref: ShopOrderRef) -> ShopOrderRef:
+        """Add the total adjustment an interrupted earlier attempt may not have made."""
+        current = await self.client.call("GET", f"orders/{ref.id}", operation="get_order")
+        settled = await self._settle_totals([(order, current)])
+        return mapping.order_ref(settled[str(current["id"])])
+
     async def _post_once(self, path: str, body: Any, *, operation: str) -> Any:
         """POST without blind retries; only a 429 (nothing processed) is sent again."""
         for attempt in range(3):

@@ -3,6 +3,8 @@ never a half-written order, and nothing lost once the other side heals."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from engine.state import IntentKind, IntentState, OrderState
@@ -98,3 +100,26 @@ async def test_broken_shop_answers_never_half_write_an_order(world, kind):
     assert world.shop.count_orders("302-7200001-0000001") == 1, kind
     assert world.engine.store.get_order("eu", "302-7200001-0000001").state is OrderState.IMPORTED
     assert world.engine.store.intents("eu", IntentKind.IMPORT, IntentState.PENDING) == []
+
+
+@pytest.mark.parametrize("world", ["woocommerce"], indirect=True)
+async def test_an_interrupted_total_adjustment_is_finished_on_the_next_run(world):
+    """WooCommerce rounds 3 × 9.99 incl. tax differently; the fee that fixes it may be lost."""
+    world.shop.add_product("ROUND-1", 10)
+    world.amazon.sim.create_order(
+        {"ROUND-1": 3},
+        order_id="302-7300001-0000001",
+        prices={"ROUND-1": "9.99"},
+        created_at=world.amazon.sim.now() - timedelta(minutes=10),
+    )
+    world.shop.faults.add("reset_before", match=r"PUT .*/orders/\d+", count=2)
+    await world.run("orders")
+    record = world.engine.store.get_order("eu", "302-7300001-0000001")
+    assert record.state is OrderState.IMPORT_INTENDED  # created, total not yet settled
+    totals = {o["marketplace_order_id"]: o["total"] for o in world.shop.orders()}
+    assert totals["302-7300001-0000001"] != world.amazon.order_total("302-7300001-0000001")
+    await world.run("orders")
+    totals = {o["marketplace_order_id"]: o["total"] for o in world.shop.orders()}
+    assert totals["302-7300001-0000001"] == world.amazon.order_total("302-7300001-0000001")
+    assert world.shop.count_orders("302-7300001-0000001") == 1
+    assert world.engine.store.get_order("eu", "302-7300001-0000001").state is OrderState.IMPORTED
