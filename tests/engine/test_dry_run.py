@@ -35,9 +35,10 @@ def snapshot(path):
 def test_dry_run_writes_nothing_and_lists_every_write(tmp_path, fake_plugins, world):
     config = tmp_path / "ordersync.toml"
     config.write_text(textwrap.dedent(CONFIG))
-    invoke = lambda *a: CliRunner().invoke(
-        cli, [*a, "-c", str(config)], obj={"plugins": fake_plugins}
-    )  # noqa: E731
+
+    def invoke(*a):
+        return CliRunner().invoke(cli, [*a, "-c", str(config)], obj={"plugins": fake_plugins})  # noqa: E731
+
     world.add_product("SKU-1", 10)
     world.add_order("A-1", {"SKU-1": 2})
     assert invoke("sync").exit_code == 0  # A-1 imported; shop cursor starts
