@@ -129,7 +129,8 @@ class ApiClient:
         (e.g. drop a cached access token).
     :param backoff_time: per-platform wait override for a retriable response.
     :param on_response: sees every response (e.g. to adopt announced rate limits).
-    :param time_scale: divides every backoff wait (simulators running faster than real time).
+    :param time_scale: divides backoff waits and ``Retry-After`` (simulators running
+        faster than real time); ``backoff_time`` answers are taken as they are.
     """
 
     def __init__(
@@ -189,7 +190,7 @@ class ApiClient:
                 multiplier=self.retry.initial, max=self.retry.max_wait, jitter=self.retry.initial
             )(state)
             if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
-                return min(max(exc.retry_after, 0.0), self.retry.max_wait) / self.time_scale
+                return min(max(exc.retry_after, 0.0), self.retry.max_wait)
             return float(base) / self.time_scale
 
         def before_sleep(state: RetryCallState) -> None:
@@ -277,12 +278,12 @@ class ApiClient:
         override = self.backoff_time(response) if self.backoff_time else None
         if status == 429:
             self.stats["throttled"] += 1
-            retry_after = (
-                override
-                if override is not None
-                else parse_retry_after(response.headers.get("retry-after"))
+            header = parse_retry_after(response.headers.get("retry-after"))
+            # A header counts in the server's time; the override is already in ours.
+            header = header / self.time_scale if header is not None else None
+            raise RateLimited(
+                message, retry_after=override if override is not None else header, **kw
             )
-            raise RateLimited(message, retry_after=retry_after, **kw)
         if status >= 500 or status == 408:
             raise RetriableAPIError(message, retry_after=override, **kw)
         if status in (401, 403):
