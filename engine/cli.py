@@ -466,10 +466,13 @@ def retry(ctx: click.Context, config: str | None, connection_id: str | None) -> 
 
 
 @cli.command()
-@click.option("--all", "show_all", is_flag=True, help="Include load errors and hook details.")
+@config_option
 @click.pass_context
-def plugins(ctx: click.Context, show_all: bool) -> None:
-    """Installed plugins as JSON: name, version, platforms, hooks, load errors."""
+def plugins(ctx: click.Context, config: str | None) -> None:
+    """Installed plugins as JSON: name, version, platforms, hooks, load errors.
+
+    ``-c`` is accepted for symmetry; plugins do not depend on the config.
+    """
     loaded = _plugins(ctx)
     data: dict[str, Any] = {
         "plugins": loaded.describe(),

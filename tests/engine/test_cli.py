@@ -128,3 +128,45 @@ def test_secrets_never_printed(run, orders):
         run("config", "check").output,
     ]
     assert not any("shop-token-value-123" in out for out in outputs)
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in (
+        "run",
+        "sync",
+        "connections",
+        "orders",
+        "retry",
+        "check",
+        "plugins",
+        "config",
+        "demo",
+    ):
+        assert f"  {command} " in result.stdout, command
+    for group, subs in (
+        ("connections", ("list", "test")),
+        ("orders", ("list", "show")),
+        ("config", ("check",)),
+    ):
+        sub = CliRunner().invoke(cli, [group, "--help"]).stdout
+        assert all(f"  {s} " in sub or f"  {s}* " in sub for s in subs), group
+
+
+def test_every_command_takes_a_config_option():
+    commands = [
+        ("run",),
+        ("sync",),
+        ("connections", "list"),
+        ("connections", "test"),
+        ("orders", "list"),
+        ("orders", "show"),
+        ("retry",),
+        ("check",),
+        ("plugins",),
+        ("config", "check"),
+    ]
+    for path in commands:
+        out = CliRunner().invoke(cli, [*path, "--help"]).stdout
+        assert "-c, --config" in out, path
