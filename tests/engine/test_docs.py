@@ -42,3 +42,22 @@ def test_every_config_key_is_documented():
             assert f"`{name}`" in text, name
     for name in Schedule.model_fields:
         assert f"`schedule.{name}`" in text or f".{name}`" in text, name
+
+
+def test_every_builtin_platform_setting_is_documented():
+    from engine.plugins import load_plugins
+
+    text = (DOCS / "configuration.md").read_text()
+    plugins = load_plugins(
+        entry_points_group=None,
+        extra_modules=(
+            "plugins.amazon",
+            "plugins.shopify",
+            "plugins.woocommerce",
+            "plugins.magento",
+        ),
+    )
+    for name in plugins.registry.names():
+        section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
+        for key, field in plugins.registry.get(name).settings_model.model_fields.items():
+            assert f"| `{field.alias or key}`" in section, f"{name}.{key}"
