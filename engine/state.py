@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from sqlite_utils.db import NotFoundError
 
 from engine import migrations
 from engine.errors import LeaseLost
@@ -35,6 +36,13 @@ def utcnow() -> datetime:
 
 def _now() -> str:
     return utcnow().isoformat()
+
+
+def _value(value: Any) -> Any:
+    """A column value as sqlite-utils would store it (dicts and lists as JSON)."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str)
+    return value
 
 
 class OrderState(StrEnum):
@@ -200,6 +208,48 @@ class StateStore:
         self._depth = 0
         self.db.execute("COMMIT")
 
+    # -- plain SQL for the hot paths (sqlite-utils re-reads the schema on every call) ----
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.db.conn.execute(sql, tuple(args))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _insert(self, table: str, row: dict[str, Any], *, or_ignore: bool = False) -> int:
+        """Insert one row; the number of rows inserted (0 when ignored)."""
+        columns = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" for _ in row)
+        verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+        sql = f'{verb} INTO "{table}" ({columns}) VALUES ({marks})'
+        return self.db.conn.execute(sql, [_value(v) for v in row.values()]).rowcount
+
+    def _upsert(
+        self,
+        table: str,
+        row: dict[str, Any],
+        pk: Sequence[str],
+        insert_only: Sequence[str] = (),
+    ) -> None:
+        """Insert or update one row by its primary key; ``insert_only`` columns keep
+        the value of the first insert."""
+        columns = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" for _ in row)
+        keys = ", ".join(f'"{c}"' for c in pk)
+        kept = set(pk) | set(insert_only)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in row if c not in kept)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT ({keys}) {action}'
+        self.db.conn.execute(sql, [_value(v) for v in row.values()])
+
+    def _update(self, table: str, where: dict[str, Any], values: dict[str, Any]) -> None:
+        """Update one row; :class:`sqlite_utils.db.NotFoundError` if there is none."""
+        sets = ", ".join(f'"{c}" = ?' for c in values)
+        conditions = " AND ".join(f'"{c}" = ?' for c in where)
+        sql = f'UPDATE "{table}" SET {sets} WHERE {conditions}'
+        args = [_value(v) for v in values.values()] + list(where.values())
+        if self.db.conn.execute(sql, args).rowcount == 0:
+            raise NotFoundError(f"no row in {table} where {where}")
+
     # -- leases ---------------------------------------------------------------
 
     def acquire_lease(self, connection_id: str, ttl: float = 600.0) -> Lease | None:
@@ -207,8 +257,8 @@ class StateStore:
 
         A holder on this host whose process is gone is taken over at once.
         """
-        with self.transaction() as db:
-            rows = list(db.table("leases").rows_where("connection_id = ?", [connection_id]))
+        with self.transaction():
+            rows = self._rows("SELECT * FROM leases WHERE connection_id = ?", [connection_id])
             now = time.time()
             epoch = 1
             if rows:
@@ -217,7 +267,8 @@ class StateStore:
                 held = row["owner"] != self.owner and row["expires_at"] > now
                 if held and not self._holder_dead(row):
                     return None
-            db.table("leases").upsert(
+            self._upsert(
+                "leases",
                 {
                     "connection_id": connection_id,
                     "owner": self.owner,
@@ -226,7 +277,7 @@ class StateStore:
                     "epoch": epoch,
                     "expires_at": now + ttl,
                 },
-                pk="connection_id",
+                pk=("connection_id",),
             )
         return Lease(connection_id=connection_id, owner=self.owner, epoch=epoch)
 
@@ -272,8 +323,8 @@ class StateStore:
         }
         if success:
             row["last_success_at"] = now
-        with self.transaction() as db:
-            db.table("connection_runtime").upsert(row, pk="connection_id")
+        with self.transaction():
+            self._upsert("connection_runtime", row, pk=("connection_id",))
 
     def runtime(self, connection_id: str) -> dict[str, Any]:
         rows = list(
@@ -284,16 +335,15 @@ class StateStore:
     # -- cursors ---------------------------------------------------------------
 
     def get_cursor(self, connection_id: str, flow: str) -> str | None:
-        rows = list(
-            self.db.table("cursors").rows_where(
-                "connection_id = ? AND flow = ?", [connection_id, flow]
-            )
+        rows = self._rows(
+            "SELECT value FROM cursors WHERE connection_id = ? AND flow = ?", [connection_id, flow]
         )
         return rows[0]["value"] if rows else None
 
     def set_cursor(self, connection_id: str, flow: str, value: str | None) -> None:
-        with self.transaction() as db:
-            db.table("cursors").upsert(
+        with self.transaction():
+            self._upsert(
+                "cursors",
                 {
                     "connection_id": connection_id,
                     "flow": flow,
@@ -306,10 +356,9 @@ class StateStore:
     # -- orders ----------------------------------------------------------------
 
     def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
-        rows = list(
-            self.db.table("orders").rows_where(
-                "connection_id = ? AND order_id = ?", [connection_id, order_id]
-            )
+        rows = self._rows(
+            "SELECT * FROM orders WHERE connection_id = ? AND order_id = ?",
+            [connection_id, order_id],
         )
         return OrderRecord.from_row(rows[0]) if rows else None
 
@@ -332,21 +381,22 @@ class StateStore:
             "updated_at": now,
             **fields,
         }
-        with self.transaction() as db:
-            exists = db.table("orders").count_where(
-                "connection_id = ? AND order_id = ?", [connection_id, order.marketplace_order_id]
+        with self.transaction():
+            self._upsert(
+                "orders",
+                {**row, "created_at": now},
+                pk=("connection_id", "order_id"),
+                insert_only=("created_at",),
             )
-            if exists:
-                db.table("orders").update((connection_id, order.marketplace_order_id), row)
-            else:
-                db.table("orders").insert({**row, "created_at": now})
 
     def set_order_state(
         self, connection_id: str, order_id: str, state: OrderState, **fields: Any
     ) -> None:
-        with self.transaction() as db:
-            db.table("orders").update(
-                (connection_id, order_id), {"state": state.value, "updated_at": _now(), **fields}
+        with self.transaction():
+            self._update(
+                "orders",
+                {"connection_id": connection_id, "order_id": order_id},
+                {"state": state.value, "updated_at": _now(), **fields},
             )
 
     def list_orders(
@@ -387,8 +437,9 @@ class StateStore:
         self, connection_id: str, order_id: str, direction: str, action: str, detail: str = ""
     ) -> None:
         """Append to an order's log. ``direction`` is ``amazon->shop``, ``shop->amazon`` or ``local``."""
-        with self.transaction() as db:
-            db.table("order_log").insert(
+        with self.transaction():
+            self._insert(
+                "order_log",
                 {
                     "connection_id": connection_id,
                     "order_id": order_id,
@@ -396,7 +447,7 @@ class StateStore:
                     "direction": direction,
                     "action": action,
                     "detail": detail,
-                }
+                },
             )
 
     def order_log(self, connection_id: str, order_id: str) -> list[dict[str, Any]]:
@@ -413,12 +464,9 @@ class StateStore:
     ) -> bool:
         """Record an intent once per ``(connection, kind, key)``; ``False`` if it already exists."""
         now = _now()
-        with self.transaction() as db:
-            if db.table("outbox").count_where(
-                "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind.value, key]
-            ):
-                return False
-            db.table("outbox").insert(
+        with self.transaction():
+            inserted = self._insert(
+                "outbox",
                 {
                     "connection_id": connection_id,
                     "kind": kind.value,
@@ -429,9 +477,10 @@ class StateStore:
                     "attempts": 0,
                     "created_at": now,
                     "updated_at": now,
-                }
+                },
+                or_ignore=True,  # (connection_id, kind, key) is unique
             )
-        return True
+        return inserted == 1
 
     def upsert_intent(
         self, connection_id: str, kind: IntentKind, key: str, order_id: str, payload: dict[str, Any]
@@ -441,15 +490,16 @@ class StateStore:
         A done intent is left alone (its effect exists); ``attempts`` is kept so a
         re-opened intent is still reconciled before it is sent again.
         """
-        with self.transaction() as db:
+        with self.transaction():
             existing = self.intent(connection_id, kind, key)
             if existing is None:
                 self.add_intent(connection_id, kind, key, order_id, payload)
                 return IntentState.PENDING
             if existing.state is IntentState.DONE:
                 return IntentState.DONE
-            db.table("outbox").update(
-                existing.id,
+            self._update(
+                "outbox",
+                {"id": existing.id},
                 {
                     "payload": json.dumps(payload, default=str),
                     "state": IntentState.PENDING.value,
@@ -464,22 +514,26 @@ class StateStore:
         connection_id: str,
         kind: IntentKind | None = None,
         state: IntentState | None = IntentState.PENDING,
+        *,
+        order_id: str | None = None,
     ) -> list[Intent]:
         where, args = ["connection_id = ?"], [connection_id]
+        if order_id is not None:
+            where.append("order_id = ?")
+            args.append(order_id)
         if kind is not None:
             where.append("kind = ?")
             args.append(kind.value)
         if state is not None:
             where.append("state = ?")
             args.append(state.value)
-        rows = self.db.table("outbox").rows_where(" AND ".join(where), args, order_by="id")
+        rows = self._rows(f"SELECT * FROM outbox WHERE {' AND '.join(where)} ORDER BY id", args)
         return [Intent.from_row(r) for r in rows]
 
     def intent(self, connection_id: str, kind: IntentKind, key: str) -> Intent | None:
-        rows = list(
-            self.db.table("outbox").rows_where(
-                "connection_id = ? AND kind = ? AND key = ?", [connection_id, kind.value, key]
-            )
+        rows = self._rows(
+            "SELECT * FROM outbox WHERE connection_id = ? AND kind = ? AND key = ?",
+            [connection_id, kind.value, key],
         )
         return Intent.from_row(rows[0]) if rows else None
 
@@ -502,9 +556,10 @@ class StateStore:
         reason: str | None = None,
         error: str | None = None,
     ) -> None:
-        with self.transaction() as db:
-            db.table("outbox").update(
-                intent.id,
+        with self.transaction():
+            self._update(
+                "outbox",
+                {"id": intent.id},
                 {
                     "state": state.value,
                     "failure_reason": reason,
@@ -515,8 +570,8 @@ class StateStore:
         intent.state = state
 
     def note_intent_error(self, intent: Intent, error: str) -> None:
-        with self.transaction() as db:
-            db.table("outbox").update(intent.id, {"last_error": error, "updated_at": _now()})
+        with self.transaction():
+            self._update("outbox", {"id": intent.id}, {"last_error": error, "updated_at": _now()})
 
     def retry_failed(self, connection_id: str | None = None) -> dict[str, int]:
         """Move failed intents and orders back to pending; return counts."""
