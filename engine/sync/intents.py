@@ -2,9 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
 from engine.errors import APIError, FailureReason, FatalAPIError, ItemError, RetriableAPIError
 from engine.state import Intent, IntentState, OrderState
 from engine.sync.context import FlowReport, SyncContext
+
+T = TypeVar("T")
+
+CONCURRENCY = 4
+"""External writes of one flow run in flight at once. Each item is still one
+intent committed before its call; overlapping the calls hides network latency
+(the rate limiters still pace them)."""
+
+
+async def run_concurrently(
+    ctx: SyncContext,
+    items: Iterable[T],
+    work: Callable[[T], Awaitable[None]],
+    limit: int = CONCURRENCY,
+) -> None:
+    """``await work(item)`` for every item, at most ``limit`` at a time, taken in order.
+
+    No new item starts once ``ctx.stop`` is set. The first exception (e.g.
+    :class:`engine.errors.LeaseLost`) cancels the items in flight and is raised.
+    """
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            if ctx.stop.is_set():
+                return
+            await work(item)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, limit))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
 
 
 def fail_item(

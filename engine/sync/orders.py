@@ -16,7 +16,9 @@ from engine.errors import FailureReason, LeaseLost
 from engine.models import FulfillmentChannel, Order, OrderStatus, ProductRef, RejectedOrder
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderRecord, OrderState
 from engine.sync.context import FlowReport, SyncContext
-from engine.sync.intents import classify, fail_item, retry_later
+from engine.sync.intents import classify, fail_item, retry_later, run_concurrently
+from engine.sync.shipments import FLOW as SHIPMENTS_FLOW
+from engine.sync.shipments import read_shop_changes
 
 FLOW = "orders"
 RESOLVE_BATCH = 50
@@ -257,10 +259,21 @@ async def import_queued(ctx: SyncContext, report: FlowReport) -> None:
                 f"order quota {limit}/month reached for {month}",
             )
             report.add("held")
-    for intent in store.intents(cid, IntentKind.IMPORT, IntentState.PENDING):
-        if ctx.stop.is_set():
-            return
-        await execute_import(ctx, intent, report)
+    intents = store.intents(cid, IntentKind.IMPORT, IntentState.PENDING)
+    if intents:
+        await start_shop_changes(ctx, report)
+    await run_concurrently(ctx, intents, lambda intent: execute_import(ctx, intent, report))
+
+
+async def start_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
+    """Start the shop-changes cursor before the first order is created in the shop.
+
+    A first read of shop changes starts from "now" (history is not replayed), so a
+    shipment or cancellation made to an imported order before the shipments flow
+    first succeeded would never reach the marketplace.
+    """
+    if ctx.store.get_cursor(ctx.cid, SHIPMENTS_FLOW) is None:
+        await read_shop_changes(ctx, report)
 
 
 def _intend_import(
@@ -337,12 +350,14 @@ async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -
         )
         report.add("failed")
         return
-    cancel_pending = store.intent(cid, IntentKind.CANCEL_IN_SHOP, oid)
-    next_state = (
-        OrderState.CANCEL_IN_SHOP_INTENDED
-        if cancel_pending is not None and cancel_pending.state is IntentState.PENDING
-        else OrderState.IMPORTED
-    )
+    next_state = OrderState.IMPORTED
+    for kind, state in (
+        (IntentKind.CANCEL_ON_MARKETPLACE, OrderState.CANCEL_ON_MARKETPLACE_INTENDED),
+        (IntentKind.CANCEL_IN_SHOP, OrderState.CANCEL_IN_SHOP_INTENDED),  # wins
+    ):
+        cancel_pending = store.intent(cid, kind, oid)
+        if cancel_pending is not None and cancel_pending.state is IntentState.PENDING:
+            next_state = state
     with store.transaction():
         store.finish_intent(intent, IntentState.DONE)
         store.set_order_state(

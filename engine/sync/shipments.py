@@ -12,9 +12,12 @@ from engine.models import Cancellation, CancelRequest, Order, OrderStatus, Shipm
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderState
 from engine.sync.carriers import map_carrier
 from engine.sync.context import FlowReport, SyncContext
-from engine.sync.intents import classify, fail_item, retry_later
+from engine.sync.intents import classify, fail_item, retry_later, run_concurrently
 
 FLOW = "shipments"
+IN_SHOP_OR_UNCONFIRMED = IN_SHOP | {OrderState.IMPORT_INTENDED}
+"""Orders whose shop changes are recorded: an import whose answer was lost may already
+be in the shop, shipped or cancelled there."""
 CANCEL_BATCH = 100
 
 
@@ -74,8 +77,8 @@ def in_marketplace_terms(ctx: SyncContext, shipment: Shipment, order: Order) -> 
 def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -> None:
     store, cid, oid = ctx.store, ctx.cid, shipment.marketplace_order_id
     record = store.get_order(cid, oid)
-    if record is None or record.state not in IN_SHOP:
-        return  # not an order ordersync imported (or not imported yet)
+    if record is None or record.state not in IN_SHOP_OR_UNCONFIRMED:
+        return  # not an order ordersync imported
     shipment = in_marketplace_terms(ctx, shipment, record.order)
     if store.add_intent(
         cid,
@@ -98,7 +101,11 @@ def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -
 def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: FlowReport) -> None:
     store, cid, oid = ctx.store, ctx.cid, cancellation.marketplace_order_id
     record = store.get_order(cid, oid)
-    if record is None or record.state not in (OrderState.IMPORTED, OrderState.PARTIALLY_SHIPPED):
+    if record is None or record.state not in (
+        OrderState.IMPORTED,
+        OrderState.PARTIALLY_SHIPPED,
+        OrderState.IMPORT_INTENDED,
+    ):
         return  # unknown, already cancelled, or our own cancellation echoing back
     if record.order.status is OrderStatus.CANCELLED:
         return
@@ -109,7 +116,8 @@ def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: F
         oid,
         {"reason": ctx.connection.cancellation_reason},
     ):
-        store.set_order_state(cid, oid, OrderState.CANCEL_ON_MARKETPLACE_INTENDED)
+        if record.state is not OrderState.IMPORT_INTENDED:  # else set once the import is
+            store.set_order_state(cid, oid, OrderState.CANCEL_ON_MARKETPLACE_INTENDED)
         store.log(
             cid,
             oid,
@@ -126,10 +134,7 @@ async def confirm_shipments(ctx: SyncContext, report: FlowReport) -> None:
     if not pending:
         return
     allowed = await ctx.marketplace.allowed_carriers()
-    for intent in pending:
-        if ctx.stop.is_set():
-            return
-        await _confirm_one(ctx, intent, allowed, report)
+    await run_concurrently(ctx, pending, lambda intent: _confirm_one(ctx, intent, allowed, report))
 
 
 async def _confirm_one(
@@ -138,6 +143,8 @@ async def _confirm_one(
     store, cid, oid = ctx.store, ctx.cid, intent.order_id
     record = store.get_order(cid, oid)
     shipment = Shipment.model_validate(intent.payload)
+    if record is not None and record.state is OrderState.IMPORT_INTENDED:
+        return  # shipped before its import was confirmed: confirmed once it is
     if record is None or record.state is OrderState.CANCELLED:
         store.finish_intent(
             intent,
@@ -182,7 +189,7 @@ async def _confirm_one(
         return
     with store.transaction():
         store.finish_intent(intent, IntentState.DONE)
-        state = _shipped_state(ctx, oid)
+        state = _shipped_state(ctx, record.order)
         if record.state in (OrderState.IMPORTED, OrderState.PARTIALLY_SHIPPED):
             store.set_order_state(cid, oid, state)
         fallback = (
@@ -201,14 +208,16 @@ async def _confirm_one(
     ctx.hooks.shipment_confirmed(connection_id=cid, order_id=oid, shipment=shipment)
 
 
-def _shipped_state(ctx: SyncContext, order_id: str) -> OrderState:
-    record = ctx.store.get_order(ctx.cid, order_id)
-    assert record is not None
-    ordered = record.order.quantities_by_sku()
+def _shipped_state(ctx: SyncContext, order: Order) -> OrderState:
+    ordered = order.quantities_by_sku()
     shipped: dict[str, int] = {}
-    for intent in ctx.store.intents(ctx.cid, IntentKind.CONFIRM_SHIPMENT, IntentState.DONE):
-        if intent.order_id != order_id:
-            continue
+    done = ctx.store.intents(
+        ctx.cid,
+        IntentKind.CONFIRM_SHIPMENT,
+        IntentState.DONE,
+        order_id=order.marketplace_order_id,
+    )
+    for intent in done:
         for line in Shipment.model_validate(intent.payload).lines:
             shipped[line.sku] = shipped.get(line.sku, 0) + line.quantity
     complete = all(shipped.get(sku, 0) >= qty for sku, qty in ordered.items())
@@ -220,6 +229,9 @@ async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
     pending = store.intents(cid, IntentKind.CANCEL_ON_MARKETPLACE, IntentState.PENDING)
     to_send: list[Intent] = []
     for intent in pending:
+        record = store.get_order(cid, intent.order_id)
+        if record is not None and record.state is OrderState.IMPORT_INTENDED:
+            continue  # cancelled before its import was confirmed: sent once it is
         if intent.attempts > 0:
             try:
                 current = await ctx.marketplace.get_order(intent.order_id)

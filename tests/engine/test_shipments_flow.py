@@ -128,20 +128,21 @@ async def test_retriable_confirm_error_is_retried_after_reconcile(make_engine, w
     assert len(world.confirmations) == 1
 
 
-async def test_shop_history_is_not_replayed_on_first_run(make_engine, world):
+async def test_shipment_before_the_first_shipments_run_is_not_lost(make_engine, world):
+    """Shop changes are read from before the first import: no history replayed, nothing lost."""
     world.add_product("SKU-1")
     world.add_order("A-1")
     engine = make_engine()
     await engine.run_flow("c1", "orders")
     world.ship("A-1")  # happened before the shipments flow ever ran
     await engine.run_flow("c1", "shipments")
-    assert world.confirmations == []
+    assert [c[0] for c in world.confirmations] == ["A-1"]
     world.add_order("A-2")
     world.now += timedelta(minutes=5)
     await engine.run_flow("c1", "orders")
     world.ship("A-2")
     await engine.run_flow("c1", "shipments")
-    assert [c[0] for c in world.confirmations] == ["A-2"]
+    assert [c[0] for c in world.confirmations] == ["A-1", "A-2"]
 
 
 async def test_cancelled_order_status_in_marketplace_blocks_duplicate_cancel(make_engine, world):
