@@ -2,7 +2,9 @@
 
 Jobs are rebuilt from the config at every start (memory job store); durable
 state lives in the state database. ``max_instances=1`` and ``coalesce`` keep a
-slow run from piling up; the misfire grace time is generous.
+slow run from piling up; the misfire grace time is generous. The connections'
+first runs are spread over the shortest interval (at most two minutes), so a
+daemon with many connections does not start them all in the same instant.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,6 +22,8 @@ from engine.runner import Engine
 log = logging.getLogger("ordersync.scheduler")
 
 MISFIRE_GRACE_SECONDS = 15 * 60
+MAX_SPREAD_SECONDS = 120.0
+"""First runs of the connections are spread over the shortest interval, at most this long."""
 
 
 def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOScheduler:
@@ -47,7 +51,13 @@ def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOSche
             engine.stop.set()
 
     now = datetime.now(UTC)
-    for conn in engine.loaded.connections:
+    connections = engine.loaded.connections
+    intervals = [getattr(c.schedule, f) for c in connections for f in c.flows()]
+    spread = min([MAX_SPREAD_SECONDS, *intervals])
+    for index, conn in enumerate(connections):
+        # Connection i of n first runs i/n of the way into the shortest interval:
+        # a thousand connections do not start three thousand flow runs at once.
+        first = now + timedelta(seconds=spread * index / len(connections))
         for flow in conn.flows():
             job_id = f"{conn.id}:{flow}"
             job_ids.append(job_id)
@@ -58,7 +68,7 @@ def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOSche
                 args=[conn.id, flow],
                 id=job_id,
                 name=job_id,
-                next_run_time=now,
+                next_run_time=first,
                 replace_existing=True,
             )
 
