@@ -61,22 +61,21 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 OPERATIONS_BY_NAME = {op.name: op for op in OPERATIONS}
 RATE_LIMITS: dict[str, RateLimit] = {op.name: RateLimit(op.rate, op.burst) for op in OPERATIONS}
-BURST_HEADROOM = 1
-"""At most this many tokens the client leaves unused: network delays vary, so a
-request sent on time may reach Amazon's bucket a little early."""
 JITTER_SECONDS = 0.1
-"""...and no more than this much refill time: for a slow operation one whole token
-is minutes (``searchOrders``: 1 / 0.0056 s), far more than any network jitter."""
+"""The client leaves unused what its bucket refills in this time: a request sent on
+time may reach Amazon's bucket a little early (network delays vary, and a busy event
+loop can hold a request between taking its token and sending it). A whole token would
+be minutes for a slow operation (``searchOrders``: 1 / 0.0056 s)."""
 
 
 def client_limits(time_scale: float = 1.0) -> dict[str, RateLimit]:
     """The usage plans as the client enforces them: published rate, burst minus headroom.
 
-    The headroom is one token or ``JITTER_SECONDS`` of refill, whichever is less.
+    The headroom is ``JITTER_SECONDS`` of refill (at least one token is always usable).
     """
     limits = {}
     for name, limit in RATE_LIMITS.items():
-        headroom = min(BURST_HEADROOM, limit.rate * time_scale * JITTER_SECONDS)
+        headroom = limit.rate * time_scale * JITTER_SECONDS
         limits[name] = RateLimit(limit.rate, max(1.0, limit.burst - headroom))
     return limits
 
@@ -190,12 +189,13 @@ class SpApiClient:
         return _json_object(r, "getOrder")
 
     async def confirm_shipment(self, order_id: str, body: dict[str, Any]) -> None:
-        await self.api.request(
+        r = await self.api.request(
             "POST",
             f"/orders/v0/orders/{quote(order_id, safe='')}/shipmentConfirmation",
             operation="confirmShipment",
             json=body,
         )
+        _expect_no_body(r, "confirmShipment")  # 204
 
     # -- feeds ----------------------------------------------------------------
 
@@ -209,13 +209,14 @@ class SpApiClient:
         return _json_object(r, "createFeedDocument")
 
     async def upload_document(self, url: str, content: bytes, content_type: str) -> None:
-        await self.documents.request(
+        r = await self.documents.request(
             "PUT",
             url,
             operation="uploadFeedDocument",
             content=content,
             headers={"content-type": content_type},
         )
+        _expect_no_body(r, "uploadFeedDocument")  # S3: 200, no body
 
     async def create_feed(
         self, feed_type: str, marketplace_ids: tuple[str, ...], document_id: str
@@ -282,6 +283,19 @@ def _header_rate(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return rate if rate > 0 else None
+
+
+def _expect_no_body(response: httpx.Response, operation: str) -> None:
+    """A write that succeeds without a body: a 2xx with a page or garbage in it was not
+    answered by Amazon (a proxy, a captive portal), so nothing may have happened."""
+    if response.content.strip():
+        raise BadResponseError(
+            f"expected no body, got {len(response.content)} bytes "
+            f"({response.headers.get('content-type') or 'no content type'})",
+            platform="amazon",
+            operation=operation,
+            status=response.status_code,
+        )
 
 
 def _json_object(response: httpx.Response, operation: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ many. Connection test: ``getMarketplaceParticipations``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
@@ -45,6 +46,9 @@ from plugins.amazon.mapping import INCLUDED_DATA, order_from_api, parse_time
 from plugins.amazon.settings import CANCEL_REASONS, AmazonSettings, load_data
 
 FINAL_FEED_STATUSES = frozenset({"DONE", "FATAL", "CANCELLED"})
+PATCH_CONCURRENCY = 4
+"""``patchListingsItem`` calls in flight at once: enough to keep up with its 5/s
+usage plan whatever the network latency, few enough to stay polite."""
 CANCEL_REASON_ALIASES = {
     "outofstock": "NoInventory",
     "nostock": "NoInventory",
@@ -87,6 +91,12 @@ def package_reference_id(shipment_id: str) -> str:
 
 def _normalize(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+@functools.lru_cache(maxsize=8)
+def _carriers_by_key(codes: frozenset[str]) -> dict[str, str]:
+    """Normalized carrier code → Amazon's spelling (built once per code list)."""
+    return {_normalize(c): c for c in codes}
 
 
 def _pagination_token_expired(exc: FatalAPIError) -> bool:
@@ -273,8 +283,11 @@ class AmazonConnector(MarketplaceConnector):
 
     def _carrier(self, carrier_code: str, shipment: Shipment) -> dict[str, str]:
         """A known code in Amazon's spelling, else ``Other`` with the name."""
-        by_key = {_normalize(c): c for c in self.carrier_codes}
-        code = by_key.get(_normalize(carrier_code)) if carrier_code else None
+        code = (
+            _carriers_by_key(self.carrier_codes).get(_normalize(carrier_code))
+            if carrier_code
+            else None
+        )
         if code and code != "Other":
             return {"carrierCode": code}
         name = (carrier_code if carrier_code and code is None else shipment.carrier) or "Other"
@@ -408,7 +421,10 @@ class AmazonConnector(MarketplaceConnector):
                 )
                 for i in items
             }
-        parsed = feeds.parse_xml_processing_report(report)
+        try:
+            parsed = feeds.parse_xml_processing_report(report)
+        except (ValueError, SyntaxError) as exc:  # a cut or garbled download: read it again
+            raise _unreadable_report(feed, exc) from None
         errors = parsed.errors_by_message()
         out: dict[str, ItemResult] = {}
         for number, item in enumerate(items, start=1):
@@ -433,13 +449,33 @@ class AmazonConnector(MarketplaceConnector):
         if not latest:
             return []
         if len(latest) <= self.settings.stock_batch_threshold:
-            return [await self._patch_quantity(sku, qty) for sku, qty in latest.items()]
+            return await self._patch_quantities(latest)
         pairs = list(latest.items())
         results: list[ItemResult] = []
         for start in range(0, len(pairs), feeds.MAX_LISTINGS_MESSAGES):
             results.extend(
                 await self._stock_feed(pairs[start : start + feeds.MAX_LISTINGS_MESSAGES])
             )
+        return results
+
+    async def _patch_quantities(self, quantities: dict[str, int]) -> list[ItemResult]:
+        """One ``patchListingsItem`` per SKU, a few in flight (the limiter paces them)."""
+        gate = asyncio.Semaphore(PATCH_CONCURRENCY)
+
+        async def one(sku: str, quantity: int) -> ItemResult:
+            async with gate:
+                return await self._patch_quantity(sku, quantity)
+
+        outcomes = await asyncio.gather(
+            *(one(s, q) for s, q in quantities.items()), return_exceptions=True
+        )
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                # Still failing after the client's retries (429, 5xx, timeouts): the
+                # engine pushes the batch again at its next run, not as a rejection.
+                raise outcome
+            results.append(outcome)
         return results
 
     async def _patch_quantity(self, sku: str, quantity: int) -> ItemResult:
@@ -449,7 +485,7 @@ class AmazonConnector(MarketplaceConnector):
         }
         try:
             data = await self.client.patch_listings_item(sku, body)
-        except (FatalAPIError, RetriableAPIError) as exc:
+        except FatalAPIError as exc:  # rejected; a RetriableAPIError propagates
             return _failed(sku, exc)
         if data.get("status") in ("ACCEPTED", "VALID"):
             return ItemResult(key=sku, ok=True)
@@ -477,7 +513,10 @@ class AmazonConnector(MarketplaceConnector):
         if report is None:
             message = f"feed {feed.get('feedId')} ended {status} without a processing report"
             return [ItemResult(key=sku, ok=False, code=status, message=message) for sku, _ in pairs]
-        errors = feeds.parse_listings_report(report)
+        try:
+            errors = feeds.parse_listings_report(report)
+        except ValueError as exc:  # a cut or garbled download: push again
+            raise _unreadable_report(feed, exc) from None
         feed_level = errors.get(0)
         results = []
         for number, (sku, _) in enumerate(pairs, start=1):
@@ -539,6 +578,16 @@ def _in_window(raw: dict[str, Any], since: datetime, end: datetime) -> bool:
     except (KeyError, ValueError):
         return True
     return since <= updated < end
+
+
+def _unreadable_report(feed: dict[str, Any], exc: Exception) -> BadResponseError:
+    """The feed was processed but its report could not be read: retriable (the engine
+    reconciles before sending again)."""
+    return BadResponseError(
+        f"processing report of feed {feed.get('feedId')} is unreadable: {exc}",
+        platform="amazon",
+        operation="getFeedDocument",
+    )
 
 
 def _failed(key: str, exc: FatalAPIError | RetriableAPIError) -> ItemResult:
