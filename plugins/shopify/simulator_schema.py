@@ -225,10 +225,14 @@ class Views:
         }
 
     def _available(self, variant: Variant) -> int:
+        # One lookup per location (levels are keyed by (item, location)), not a scan
+        # of every level: the bulk stock query asks this of every variant.
+        levels = self.state.levels
+        item = variant.inventory_item_id
         return sum(
-            lv.available
-            for (item, _), lv in self.state.levels.items()
-            if item == variant.inventory_item_id
+            levels[(item, location)].available
+            for location in self.state.locations
+            if (item, location) in levels
         )
 
     def variant(self, variant: Variant) -> View:
