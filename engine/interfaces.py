@@ -7,6 +7,7 @@ the scheduler or the state database, and speak only :mod:`engine.models`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -112,6 +113,10 @@ class MarketplaceConnector(Connector):
         """Set absolute quantities; one result per SKU, failures do not stop the rest."""
 
 
+CREATE_CONCURRENCY = 4
+"""Orders :meth:`ShopConnector.create_orders` creates at once by default."""
+
+
 class ShopConnector(Connector):
     """Web-shop side: the target of orders, the source of shipments and stock."""
 
@@ -145,9 +150,45 @@ class ShopConnector(Connector):
         found = await self.find_order(marketplace_order_id)
         return [found] if found is not None else []
 
+    async def find_order_refs(
+        self, marketplace_order_ids: Sequence[str]
+    ) -> dict[str, ShopOrderRef]:
+        """The idempotency lookup for several orders: id → the shop order found.
+
+        Ids with no shop order are left out. The default calls :meth:`find_order`
+        for each; override it when the shop can search for many in one request.
+        """
+        found = {}
+        for oid in marketplace_order_ids:
+            ref = await self.find_order(oid)
+            if ref is not None:
+                found[oid] = ref
+        return found
+
     @abstractmethod
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
         """Create a paid order that carries ``order.marketplace_order_id`` as reference."""
+
+    async def create_orders(
+        self, items: Sequence[tuple[Order, Mapping[str, ProductRef]]]
+    ) -> list[ShopOrderRef | Exception]:
+        """Create several orders; one result per item, in order: its ref, or the
+        exception that order failed with.
+
+        The engine has looked every one up first. The default calls
+        :meth:`create_order` for each, a few at a time; override it when the shop
+        can create several in one request.
+        """
+        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+        async def one(order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef | Exception:
+            async with gate:
+                try:
+                    return await self.create_order(order, products)
+                except Exception as exc:  # noqa: BLE001 - returned, the engine sorts it
+                    return exc
+
+        return list(await asyncio.gather(*(one(o, p) for o, p in items)))
 
     async def complete_order(self, order: Order, ref: ShopOrderRef) -> ShopOrderRef:
         """Finish an order that :meth:`find_order` found instead of creating it.

@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from engine.errors import FailureReason, LeaseLost
-from engine.models import FulfillmentChannel, Order, OrderStatus, ProductRef, RejectedOrder
+from engine.models import (
+    FulfillmentChannel,
+    Order,
+    OrderStatus,
+    ProductRef,
+    RejectedOrder,
+    ShopOrderRef,
+)
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderRecord, OrderState
 from engine.sync.context import FlowReport, SyncContext
 from engine.sync.intents import classify, fail_item, retry_later, run_concurrently
@@ -22,6 +29,10 @@ from engine.sync.shipments import read_shop_changes
 
 FLOW = "orders"
 RESOLVE_BATCH = 50
+IMPORT_BATCH = 50
+"""Import intents looked up in the shop together (one search where the shop can)."""
+IMPORT_BATCHES = 2
+"""Batches in flight at once: one is looked up while another is being created."""
 IMPORT_EVERY = 100
 """While a long window is read, import what is queued after this many orders: the
 time spent importing lets the marketplace's rate-limit bucket refill for the next
@@ -262,7 +273,10 @@ async def import_queued(ctx: SyncContext, report: FlowReport) -> None:
     intents = store.intents(cid, IntentKind.IMPORT, IntentState.PENDING)
     if intents:
         await start_shop_changes(ctx, report)
-    await run_concurrently(ctx, intents, lambda intent: execute_import(ctx, intent, report))
+    batches = [intents[i : i + IMPORT_BATCH] for i in range(0, len(intents), IMPORT_BATCH)]
+    await run_concurrently(
+        ctx, batches, lambda batch: execute_imports(ctx, batch, report), limit=IMPORT_BATCHES
+    )
 
 
 async def start_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
@@ -317,39 +331,94 @@ def _intend_import(
     return True
 
 
-async def execute_import(ctx: SyncContext, intent: Intent, report: FlowReport) -> None:
-    store, cid, oid = ctx.store, ctx.cid, intent.order_id
-    record = store.get_order(cid, oid)
-    if record is None:  # pragma: no cover - intents are only written for stored orders
-        store.finish_intent(intent, IntentState.FAILED, reason="internal", error="order missing")
+async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowReport) -> None:
+    """Create the orders of a batch of import intents in the shop, exactly once.
+
+    Every attempt is committed first; then one idempotency lookup for the whole
+    batch (an order an earlier attempt created is completed, not created again),
+    then the missing orders are created, several per request where the shop can.
+    """
+    store, cid = ctx.store, ctx.cid
+    work: list[tuple[Intent, OrderRecord, dict[str, ProductRef]]] = []
+    for intent in intents:
+        record = store.get_order(cid, intent.order_id)
+        if record is None:  # pragma: no cover - intents are only written for stored orders
+            store.finish_intent(
+                intent, IntentState.FAILED, reason="internal", error="order missing"
+            )
+            continue
+        products = {
+            sku: ProductRef.model_validate(p) for sku, p in intent.payload["products"].items()
+        }
+        store.begin_attempt(intent, ctx.lease)
+        work.append((intent, record, products))
+    if not work:
         return
-    products = {sku: ProductRef.model_validate(p) for sku, p in intent.payload["products"].items()}
-    store.begin_attempt(intent, ctx.lease)
     try:
-        ref = await ctx.shop.find_order(oid)
-        found = ref is not None
-        if ref is None:
-            ref = await ctx.shop.create_order(record.order, products)
-        else:
-            ref = await ctx.shop.complete_order(record.order, ref)
+        found = await ctx.shop.find_order_refs([record.order_id for _, record, _ in work])
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 - sorted by classify()
-        retriable, reason, message = classify(exc)
-        if retriable:
-            retry_later(ctx, intent, report, exc)
-            return
-        fail_item(
-            ctx,
-            "order",
-            oid,
-            FailureReason.SHOP_REJECTED if reason is FailureReason.UNAVAILABLE else reason,
-            message,
-            order_id=oid,
-            intent=intent,
-        )
-        report.add("failed")
+        for intent, record, _ in work:
+            _import_failed(ctx, intent, record, exc, report)
         return
+    missing = [item for item in work if item[1].order_id not in found]
+    try:
+        created = await ctx.shop.create_orders([(r.order, p) for _, r, p in missing])
+    except LeaseLost:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a connector that raised for the whole batch
+        created = [exc] * len(missing)
+    if len(created) != len(missing):  # pragma: no cover - a connector bug
+        raise RuntimeError(f"create_orders returned {len(created)} results for {len(missing)}")
+    outcomes: dict[str, ShopOrderRef | Exception] = dict(
+        zip((r.order_id for _, r, _ in missing), created, strict=True)
+    )
+    for intent, record, _ in work:
+        outcome = outcomes.get(record.order_id)
+        if isinstance(outcome, LeaseLost):
+            raise outcome
+        if record.order_id in found:
+            try:
+                outcome = await ctx.shop.complete_order(record.order, found[record.order_id])
+            except LeaseLost:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                outcome = exc
+        if isinstance(outcome, Exception):
+            _import_failed(ctx, intent, record, outcome, report)
+        elif outcome is not None:
+            _imported(ctx, intent, record, outcome, record.order_id in found, report)
+
+
+def _import_failed(
+    ctx: SyncContext, intent: Intent, record: OrderRecord, exc: Exception, report: FlowReport
+) -> None:
+    retriable, reason, message = classify(exc)
+    if retriable:
+        retry_later(ctx, intent, report, exc)
+        return
+    fail_item(
+        ctx,
+        "order",
+        record.order_id,
+        FailureReason.SHOP_REJECTED if reason is FailureReason.UNAVAILABLE else reason,
+        message,
+        order_id=record.order_id,
+        intent=intent,
+    )
+    report.add("failed")
+
+
+def _imported(
+    ctx: SyncContext,
+    intent: Intent,
+    record: OrderRecord,
+    ref: ShopOrderRef,
+    found: bool,
+    report: FlowReport,
+) -> None:
+    store, cid, oid = ctx.store, ctx.cid, record.order_id
     next_state = OrderState.IMPORTED
     for kind, state in (
         (IntentKind.CANCEL_ON_MARKETPLACE, OrderState.CANCEL_ON_MARKETPLACE_INTENDED),

@@ -23,12 +23,16 @@ from engine.models import (
 from plugins.shopify import queries as q
 from plugins.shopify.changes import ChangeReader
 from plugins.shopify.client import PLATFORM, ShopifyClient, user_errors_message
-from plugins.shopify.mapping import expected_total, gid, order_input, search_value
+from plugins.shopify.mapping import any_of, expected_total, gid, order_input, search_value
 from plugins.shopify.products import ProductResolver
 from plugins.shopify.settings import ShopifySettings, parse_attribute
 from plugins.shopify.stock import StockReader
 
 JOB_POLLS = 10
+FIND_BATCH = 50
+"""Marketplace order ids per idempotency search (``source_identifier:"A" OR ...``)."""
+CREATE_REQUESTS = 2
+"""Batched ``orderCreate`` requests in flight at once (the cost bucket still paces them)."""
 JOB_POLL_SECONDS = 1.0
 
 
@@ -168,8 +172,36 @@ class ShopifyConnector(ShopConnector):
 
     async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
         matches = await self._find(marketplace_order_id)
-        if not matches:
-            return None
+        return self._pick(marketplace_order_id, matches) if matches else None
+
+    async def find_order_refs(
+        self, marketplace_order_ids: Sequence[str]
+    ) -> dict[str, ShopOrderRef]:
+        """One ``source_identifier:"A" OR ...`` search per :data:`FIND_BATCH` ids."""
+        found: dict[str, ShopOrderRef] = {}
+        ids = list(dict.fromkeys(marketplace_order_ids))
+        for start in range(0, len(ids), FIND_BATCH):
+            chunk = ids[start : start + FIND_BATCH]
+            data = await self.client.execute(
+                q.FIND_ORDERS, {"query": any_of("source_identifier", chunk)}
+            )
+            nodes = data["orders"]["nodes"]
+            if len(nodes) >= q.FIND_ORDERS_PAGE:  # a full page: some may be on the next
+                for oid in chunk:
+                    ref = await self.find_order(oid)
+                    if ref is not None:
+                        found[oid] = ref
+                continue
+            by_id: dict[str, list[dict[str, Any]]] = {}
+            for node in nodes:
+                by_id.setdefault(node.get("sourceIdentifier") or "", []).append(node)
+            for oid in chunk:
+                if by_id.get(oid):
+                    found[oid] = self._pick(oid, by_id[oid])
+        return found
+
+    def _pick(self, marketplace_order_id: str, matches: list[dict[str, Any]]) -> ShopOrderRef:
+        """The order that stands for a marketplace order: the first not cancelled."""
         if len(matches) > 1:
             self.log.warning(
                 "shopify: %d orders carry source identifier %s: %s",
@@ -181,14 +213,64 @@ class ShopifyConnector(ShopConnector):
         return _order_ref(best)
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
+        payload, options = self._order_variables(order, products)
+        data = await self.client.execute(q.ORDER_CREATE, {"order": payload, "options": options})
+        return self._created(order, data["orderCreate"])
+
+    async def create_orders(
+        self, items: Sequence[tuple[Order, Mapping[str, ProductRef]]]
+    ) -> list[ShopOrderRef | Exception]:
+        """Up to :data:`queries.CREATE_BATCH` ``orderCreate`` per request (aliases).
+
+        A request that fails as a whole fails each of its orders with that error
+        (the engine looks them up before it tries again).
+        """
+        results: list[ShopOrderRef | Exception | None] = [None] * len(items)
+        batch: list[tuple[int, Order, dict[str, Any]]] = []
+        options: dict[str, Any] = {}
+        for index, (order, products) in enumerate(items):
+            try:
+                payload, options = self._order_variables(order, products)
+            except ItemError as exc:
+                results[index] = exc
+                continue
+            batch.append((index, order, payload))
+        chunks = [batch[i : i + q.CREATE_BATCH] for i in range(0, len(batch), q.CREATE_BATCH)]
+        gate = asyncio.Semaphore(CREATE_REQUESTS)
+
+        async def send(chunk: list[tuple[int, Order, dict[str, Any]]]) -> None:
+            variables: dict[str, Any] = {f"o{n}": p for n, (_, _, p) in enumerate(chunk)}
+            variables["options"] = options
+            async with gate:
+                try:
+                    data = await self.client.execute(q.order_create_batch(len(chunk)), variables)
+                except Exception as exc:  # noqa: BLE001 - every order of the request failed
+                    for index, _, _ in chunk:
+                        results[index] = exc
+                    return
+            for n, (index, order, _) in enumerate(chunk):
+                try:
+                    results[index] = self._created(order, data.get(f"o{n}"))
+                except FatalAPIError as exc:
+                    results[index] = exc
+
+        await asyncio.gather(*(send(chunk) for chunk in chunks))
+        return [r if r is not None else RuntimeError("not sent") for r in results]
+
+    def _order_variables(
+        self, order: Order, products: Mapping[str, ProductRef]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         missing = sorted({line.sku for line in order.lines if line.sku not in products})
         if missing:
             raise ItemError(
                 FailureReason.UNKNOWN_SKU, f"no Shopify variant for {', '.join(missing)}"
             )
-        payload, options = order_input(order, products, self.config)
-        data = await self.client.execute(q.ORDER_CREATE, {"order": payload, "options": options})
-        result = data["orderCreate"]
+        return order_input(order, products, self.config)
+
+    def _created(self, order: Order, result: dict[str, Any] | None) -> ShopOrderRef:
+        """The ref of one ``orderCreate`` result, or its ``userErrors`` raised."""
+        if result is None:
+            result = {"userErrors": [], "order": None}
         if result["userErrors"]:
             errors = result["userErrors"]
             raise FatalAPIError(

@@ -8,6 +8,7 @@ requested cost stays under Shopify's single-query limit at the page sizes used.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from plugins.shopify.settings import Attribute
@@ -90,9 +91,16 @@ query OrdersyncFindOrder($query: String!) {
 }
 """
 
-ORDER_CREATE = """
-mutation OrdersyncOrderCreate($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
-  orderCreate(order: $order, options: $options) {
+FIND_ORDERS = """
+query OrdersyncFindOrders($query: String!) {
+  orders(first: 250, query: $query, sortKey: CREATED_AT) {
+    nodes { id name sourceIdentifier cancelledAt createdAt totalPriceSet { shopMoney { amount currencyCode } } }
+  }
+}
+"""
+FIND_ORDERS_PAGE = 250
+
+_CREATED = """
     userErrors { field message code }
     order {
       id
@@ -101,10 +109,35 @@ mutation OrdersyncOrderCreate($order: OrderCreateOrderInput!, $options: OrderCre
       taxesIncluded
       totalPriceSet { shopMoney { amount currencyCode } }
       totalTaxSet { shopMoney { amount currencyCode } }
-    }
-  }
-}
+    }"""
+
+ORDER_CREATE = f"""
+mutation OrdersyncOrderCreate($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {{
+  orderCreate(order: $order, options: $options) {{{_CREATED}
+  }}
+}}
 """
+CREATE_BATCH = 10
+"""Orders created by one request: ``orderCreate`` under aliases, run one after another."""
+
+
+@functools.lru_cache(maxsize=CREATE_BATCH)
+def order_create_batch(size: int) -> str:
+    """``orderCreate`` ``size`` times in one document: variables ``$o0``..., aliases ``o0``...
+
+    GraphQL runs the mutation fields of a document in order, each with its own
+    ``userErrors``.
+    """
+    variables = " ".join(f"$o{i}: OrderCreateOrderInput!" for i in range(size))
+    fields = "".join(
+        f"\n  o{i}: orderCreate(order: $o{i}, options: $options) {{{_CREATED}\n  }}"
+        for i in range(size)
+    )
+    return (
+        f"\nmutation OrdersyncOrderCreateBatch({variables} $options: OrderCreateOptionsInput) {{"
+        f"{fields}\n}}\n"
+    )
+
 
 ORDER_STATUS = """
 query OrdersyncOrderStatus($id: ID!) {
@@ -287,7 +320,10 @@ DOCUMENTS: dict[str, str] = {
     "variants_by_id": VARIANTS_BY_ID,
     "variants_metafield": VARIANTS_METAFIELD,
     "find_order": FIND_ORDER,
+    "find_orders": FIND_ORDERS,
     "order_create": ORDER_CREATE,
+    "order_create_batch": order_create_batch(CREATE_BATCH),
+    "order_create_batch_of_one": order_create_batch(1),
     "order_status": ORDER_STATUS,
     "order_cancel": ORDER_CANCEL,
     "job_status": JOB_STATUS,

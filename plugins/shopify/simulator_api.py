@@ -35,8 +35,10 @@ from plugins.shopify.simulator_schema import (
 from plugins.shopify.simulator_state import ShopState
 
 THROTTLE_DOCS = "https://shopify.dev/api/usage/rate-limits"
-_SOURCE_ONLY = re.compile(r'source_identifier:"((?:[^"\\]|\\.)*)"')
-"""A query that is exactly one quoted ``source_identifier`` term (no wildcard)."""
+_SOURCE_TERM = r'source_identifier:"((?:[^"\\]|\\.)*)"'
+_SOURCE_ONLY = re.compile(rf"{_SOURCE_TERM}(?: OR {_SOURCE_TERM})*")
+"""A query of quoted ``source_identifier`` terms joined by ``OR`` (an index lookup)."""
+_SOURCE_TERMS = re.compile(_SOURCE_TERM)
 MAX_NODES = 250
 
 
@@ -291,12 +293,19 @@ class GraphQLAPI:
             return lambda o: [getattr(o, attr).isoformat(), o.id]
 
         def by_source(query: str | None) -> list[Any] | None:
-            """The orders a lone ``source_identifier:"X"`` term can match (an index lookup)."""
-            match = _SOURCE_ONLY.fullmatch((query or "").strip())
-            if match is None or match.group(1).endswith("*"):
+            """The orders ``source_identifier:"X" OR ...`` can match (index lookups).
+
+            The full search still filters them; this only narrows the scan."""
+            text = (query or "").strip()
+            if _SOURCE_ONLY.fullmatch(text) is None:
                 return None
-            value = re.sub(r"\\(.)", r"\1", match.group(1))
-            return [s.orders[i] for i in s.orders_by_source.get(value.lower(), ())]
+            values = _SOURCE_TERMS.findall(text)
+            if any(v.endswith("*") for v in values):
+                return None
+            ids: set[int] = set()
+            for value in values:
+                ids.update(s.orders_by_source.get(re.sub(r"\\(.)", r"\1", value).lower(), ()))
+            return [s.orders[i] for i in sorted(ids)]
 
         def count(
             rows: Callable[[], list[Any]], fields: Callable[[], dict[str, Any]]

@@ -255,3 +255,36 @@ async def test_unreadable_order_is_recorded_and_refetched_on_retry(make_engine, 
     engine.store.retry_failed("c1")
     await engine.run_flow("c1", "orders")
     assert len(world.shop_order_for("BROKEN")) == 1
+
+
+async def test_imports_are_looked_up_in_batches_and_fail_one_by_one(
+    make_engine, world, monkeypatch
+):
+    """One idempotency lookup per batch of intents; an order the shop rejects fails
+    alone, the rest of its batch is imported."""
+    from engine.sync import orders as orders_flow
+    from tests.fakes import FakeShop
+
+    lookups: list[list[str]] = []
+    default = FakeShop.find_order_refs
+
+    async def recording(self, ids):
+        lookups.append(list(ids))
+        return await default(self, ids)
+
+    monkeypatch.setattr(FakeShop, "find_order_refs", recording)
+    monkeypatch.setattr(orders_flow, "IMPORT_BATCH", 4)
+    world.add_product("SKU-1")
+    for i in range(10):
+        world.add_order(f"A-{i}")
+    rejected = world.amazon["A-5"]
+    world.amazon["A-5"] = rejected.model_copy(update={"buyer": Buyer(name="REJECT")})
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert sorted(len(batch) for batch in lookups) == [2, 4, 4]
+    assert sorted(i for batch in lookups for i in batch) == sorted(f"A-{i}" for i in range(10))
+    assert report.counts["imported"] == 9
+    assert engine.store.get_order("c1", "A-5").state is OrderState.FAILED
+    assert {o.marketplace_order_id for o in world.shop_orders} == {
+        f"A-{i}" for i in range(10) if i != 5
+    }

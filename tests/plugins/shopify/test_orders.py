@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from engine.errors import FailureReason, FatalAPIError, ItemError
-from engine.models import ProductRef
+from engine.models import ProductRef, ShopOrderRef
 from plugins.shopify import ShopifyConnector
 from plugins.shopify.simulator import ShopifySimulator
 
@@ -280,3 +280,68 @@ async def test_cancel_waits_for_shopifys_background_job(make_connector: Connecto
     polls = wire.graphql("OrdersyncJob")
     assert polls and polls[-1].response["data"]["job"]["done"] is True
     assert sim.get_order(ref.id)["cancelled_at"] is not None
+
+
+def _numbered(n: int):  # noqa: ANN202
+    """``n`` copies of the EUR order with distinct Amazon order ids."""
+    return [eur_order(f"028-0000000-{i:07d}") for i in range(n)]
+
+
+async def test_create_orders_sends_ten_per_request(
+    connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict, recorder: RecordingTransport
+) -> None:
+    orders = _numbered(12)
+    refs = await connector.resolve_products("sku", ["SKU-1", "SKU-2"])
+
+    results = await connector.create_orders([(o, refs) for o in orders])
+
+    batches = recorder.graphql("OrdersyncOrderCreateBatch")
+    assert sorted(len(b.body["variables"]) - 1 for b in batches) == [2, 10]  # $o0.. + $options
+    assert all(isinstance(r, ShopOrderRef) and r.number for r in results)
+    assert len({r.id for r in results}) == 12
+    for order in orders:
+        assert sim.count_orders(order.marketplace_order_id) == 1
+
+
+async def test_create_orders_fails_only_the_rejected_order(
+    connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict
+) -> None:
+    good, bad, unknown = _numbered(3)
+    refs = await connector.resolve_products("sku", ["SKU-1", "SKU-2"])
+    wrong = {**refs, "SKU-2": refs["SKU-2"].model_copy(update={"variant_id": gid_of(1)})}
+
+    results = await connector.create_orders([(good, refs), (bad, wrong), (unknown, {})])
+
+    assert results[0].number
+    assert isinstance(results[1], FatalAPIError)
+    assert "Shopify rejected order 028-0000000-0000001" in str(results[1])
+    assert isinstance(results[2], ItemError)
+    assert results[2].reason == FailureReason.UNKNOWN_SKU
+    assert sim.count_orders() == 1
+
+
+async def test_find_order_refs_is_one_search(
+    connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict, recorder: RecordingTransport
+) -> None:
+    first, second, absent = _numbered(3)
+    refs = await connector.resolve_products("sku", ["SKU-1", "SKU-2"])
+    one = await connector.create_order(first, refs)
+    cancelled = await connector.create_order(second, refs)
+    await connector.cancel_order(cancelled, second)
+    two = await connector.create_order(second, refs)  # a duplicate; the live one counts
+    sim.add_order({"SKU-2": 1}, source_identifier=absent.marketplace_order_id + "9")
+
+    found = await connector.find_order_refs(
+        [o.marketplace_order_id for o in (first, second, absent)]
+    )
+
+    assert found == {first.marketplace_order_id: one, second.marketplace_order_id: two}
+    searches = recorder.graphql("OrdersyncFindOrders")
+    assert len(searches) == 1
+    assert searches[0].body["variables"]["query"] == " OR ".join(
+        f'source_identifier:"{o.marketplace_order_id}"' for o in (first, second, absent)
+    )
+
+
+def gid_of(number: int) -> str:
+    return f"gid://shopify/ProductVariant/{number}"
