@@ -355,6 +355,14 @@ class StateStore:
 
     # -- orders ----------------------------------------------------------------
 
+    def order_state(self, connection_id: str, order_id: str) -> OrderState | None:
+        """Only the state of an order (no payload parsed)."""
+        rows = self._rows(
+            "SELECT state FROM orders WHERE connection_id = ? AND order_id = ?",
+            [connection_id, order_id],
+        )
+        return OrderState(rows[0]["state"]) if rows else None
+
     def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
         rows = self._rows(
             "SELECT * FROM orders WHERE connection_id = ? AND order_id = ?",

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 
 from engine.errors import FailureReason, LeaseLost
@@ -64,17 +65,31 @@ async def run_orders(ctx: SyncContext) -> FlowReport:
         complete = True
         interleave = ctx.connection.orders_per_month is None
         read = 0
-        async for order in ctx.marketplace.orders_updated(since, until):
-            if isinstance(order, RejectedOrder):
-                reject(ctx, order, report)
-            else:
-                ingest(ctx, order, report)
-            if ctx.stop.is_set():
-                complete = False
-                break
-            read += 1
-            if interleave and read % IMPORT_EVERY == 0:
-                await import_queued(ctx, report)
+        importer: asyncio.Task[None] | None = None
+        try:
+            async for order in ctx.marketplace.orders_updated(since, until):
+                if isinstance(order, RejectedOrder):
+                    reject(ctx, order, report)
+                else:
+                    ingest(ctx, order, report)
+                if ctx.stop.is_set():
+                    complete = False
+                    break
+                read += 1
+                if interleave and read % IMPORT_EVERY == 0:
+                    # Import what is queued while the next page is awaited (a
+                    # rate-limited read leaves the shop side idle otherwise).
+                    if importer is not None and importer.done():
+                        importer.result()  # its error (e.g. LeaseLost) stops the run
+                    if importer is None or importer.done():
+                        importer = asyncio.ensure_future(import_queued(ctx, report))
+        except BaseException:
+            if importer is not None and not importer.done():
+                importer.cancel()  # like a crash: every attempt is committed first
+                await asyncio.gather(importer, return_exceptions=True)
+            raise
+        if importer is not None:
+            await importer
         if complete:
             ctx.fence()
             ctx.store.set_cursor(ctx.cid, FLOW, until.isoformat())
@@ -299,6 +314,8 @@ def _intend_import(
 ) -> bool:
     """Commit the import intent for one order; ``False`` if it failed instead."""
     store, cid = ctx.store, ctx.cid
+    if store.order_state(cid, record.order_id) not in (OrderState.QUEUED, OrderState.HELD):
+        return False  # changed meanwhile (e.g. cancelled, read while imports ran)
     unknown = sorted({line.sku for line in record.order.lines} - set(products))
     if unknown:
         attr = ctx.connection.product_identification_attribute

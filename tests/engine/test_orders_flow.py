@@ -288,3 +288,64 @@ async def test_imports_are_looked_up_in_batches_and_fail_one_by_one(
     assert {o.marketplace_order_id for o in world.shop_orders} == {
         f"A-{i}" for i in range(10) if i != 5
     }
+
+
+async def test_queued_orders_are_imported_while_the_next_page_is_read(
+    make_engine, world, monkeypatch
+):
+    """The shop's create waits until the marketplace has delivered the next page: an
+    import that ran between pages, not beside them, would never finish."""
+    import asyncio
+
+    from engine.sync import orders as orders_flow
+    from tests.fakes import FakeMarketplace, FakeShop
+
+    monkeypatch.setattr(orders_flow, "IMPORT_EVERY", 2)
+    world.page_size = 2
+    world.add_product("SKU-1")
+    for i in range(4):
+        world.add_order(f"A-{i}")
+    second_page = asyncio.Event()
+    read = FakeMarketplace.orders_updated
+    create = FakeShop.create_order
+
+    async def reading(self, since, until):
+        count = 0
+        async for order in read(self, since, until):
+            count += 1
+            if count == 3:
+                second_page.set()
+            yield order
+
+    async def creating(self, order, products):
+        await asyncio.wait_for(second_page.wait(), timeout=5)
+        return await create(self, order, products)
+
+    monkeypatch.setattr(FakeMarketplace, "orders_updated", reading)
+    monkeypatch.setattr(FakeShop, "create_order", creating)
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert report.counts["imported"] == 4, report.errors
+    assert len(world.shop_orders) == 4
+
+
+async def test_an_order_changed_while_imports_run_is_not_imported(make_engine, world, monkeypatch):
+    """Orders are read while earlier ones are imported: an order the import had queued
+    but that changed meanwhile (here: cancelled) gets no import intent."""
+    from tests.fakes import FakeShop
+
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.add_order("A-2")
+    engine = make_engine()
+    resolve = FakeShop.resolve_products
+
+    async def resolving(self, attribute, skus):
+        engine.store.set_order_state("c1", "A-2", OrderState.CANCELLED)
+        return await resolve(self, attribute, skus)
+
+    monkeypatch.setattr(FakeShop, "resolve_products", resolving)
+    await engine.run_flow("c1", "orders")
+    assert [o.marketplace_order_id for o in world.shop_orders] == ["A-1"]
+    assert engine.store.get_order("c1", "A-2").state is OrderState.CANCELLED
+    assert engine.store.intent("c1", IntentKind.IMPORT, "A-2") is None
