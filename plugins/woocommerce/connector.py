@@ -56,7 +56,7 @@ from engine.models import (
     StockPage,
 )
 from plugins.woocommerce import mapping
-from plugins.woocommerce.client import MAX_PER_PAGE, WooClient
+from plugins.woocommerce.client import MAX_PER_PAGE, PLATFORM, WooClient
 from plugins.woocommerce.settings import WooCommerceSettings
 
 BATCH_LIMIT = 100
@@ -471,56 +471,60 @@ class WooCommerceConnector(ShopConnector):
     # --- batch helpers (beyond the engine contract) -----------------------------------
 
     async def create_orders(
-        self, orders: Sequence[Order], products: Mapping[str, ProductRef]
-    ) -> list[ItemResult]:
-        """Create many orders: one ``find_order`` each, then ``/orders/batch`` (100 per call).
+        self, items: Sequence[tuple[Order, Mapping[str, ProductRef]]]
+    ) -> list[ShopOrderRef | Exception]:
+        """``/orders/batch`` creates, 100 per call, then one fee update for those off.
 
-        One result per order, keyed by the marketplace order id; ``message`` holds the
-        shop order id on success.
+        The engine has looked every order up first. A rejected order fails alone; a
+        call whose answer is lost fails each of its orders with that error (the engine
+        looks them up again before anything is resent).
         """
-        results: dict[str, ItemResult] = {}
-        pending: list[tuple[Order, dict[str, Any]]] = []
-        for order in orders:
-            oid = order.marketplace_order_id
-            ref = await self.find_order(oid)
-            if ref is not None:
-                results[oid] = ItemResult(key=oid, ok=True, code="exists", message=ref.id)
-                continue
-            try:
-                pending.append((order, mapping.order_payload(order, products, self.settings)))
-            except ItemError as exc:
-                results[oid] = ItemResult(
-                    key=oid, ok=False, code=exc.reason.value, message=exc.message
-                )
         if not self.settings.use_batch:
-            for order, _ in pending:
-                ref = await self.create_order(order, products)
-                results[order.marketplace_order_id] = ItemResult(
-                    key=order.marketplace_order_id, ok=True, code="created", message=ref.id
+            return await super().create_orders(items)
+        results: list[ShopOrderRef | Exception | None] = [None] * len(items)
+        pending: list[tuple[int, Order, dict[str, Any]]] = []
+        for index, (order, products) in enumerate(items):
+            try:
+                pending.append(
+                    (index, order, mapping.order_payload(order, products, self.settings))
                 )
-            pending = []
+            except ItemError as exc:
+                results[index] = exc
         for start in range(0, len(pending), BATCH_LIMIT):
             chunk = pending[start : start + BATCH_LIMIT]
-            answer = await self._post_once(
-                "orders/batch", {"create": [p for _, p in chunk]}, operation="create_orders"
-            )
-            created = answer.get("create") or []
-            landed: list[tuple[Order, dict[str, Any]]] = []
-            for (order, _), wc_order in zip(chunk, created, strict=False):
-                oid = order.marketplace_order_id
-                error = wc_order.get("error") if isinstance(wc_order, dict) else None
-                if error or not isinstance(wc_order, dict) or not wc_order.get("id"):
-                    err = error or {}
-                    results[oid] = ItemResult(
-                        key=oid, ok=False, code=err.get("code"), message=err.get("message")
+            try:
+                answer = await self._post_once(
+                    "orders/batch", {"create": [p for _, _, p in chunk]}, operation="create_orders"
+                )
+            except Exception as exc:  # noqa: BLE001 - every order of the call failed
+                for index, _, _ in chunk:
+                    results[index] = exc
+                continue
+            created = answer.get("create") if isinstance(answer, dict) else None
+            landed: list[tuple[int, Order, dict[str, Any]]] = []
+            for n, (index, order, _) in enumerate(chunk):
+                wc = created[n] if isinstance(created, list) and n < len(created) else None
+                error = wc.get("error") if isinstance(wc, dict) else None
+                if error or not isinstance(wc, dict) or not wc.get("id"):
+                    err = error if isinstance(error, dict) else {}
+                    results[index] = FatalAPIError(
+                        f"WooCommerce rejected order {order.marketplace_order_id}: "
+                        f"{err.get('message') or 'no order in the batch answer'}",
+                        platform=PLATFORM,
+                        operation="create_orders",
+                        code=err.get("code"),
                     )
                     continue
-                results[oid] = ItemResult(
-                    key=oid, ok=True, code="created", message=str(wc_order["id"])
-                )
-                landed.append((order, wc_order))
-            await self._settle_totals(landed)
-        return [results[o.marketplace_order_id] for o in orders]
+                landed.append((index, order, wc))
+            try:
+                settled = await self._settle_totals([(o, wc) for _, o, wc in landed])
+            except Exception as exc:  # noqa: BLE001 - created; complete_order finishes later
+                for index, _, _ in landed:
+                    results[index] = exc
+                continue
+            for index, _, wc in landed:
+                results[index] = mapping.order_ref(settled[str(wc["id"])])
+        return [r if r is not None else RuntimeError("not sent") for r in results]
 
     async def cancel_orders(self, refs: Sequence[ShopOrderRef]) -> list[ItemResult]:
         """Cancel many shop orders: one ``GET /orders?include=`` and one ``/orders/batch``

@@ -89,8 +89,8 @@ async def _operations(woo: Any, sim: WooCommerceSimulator, tag: str) -> None:
     batch = [
         make_order(f"303-000000{tag}-000003{n}", [("MUG-1", 1, "9.99", "1.60")]) for n in range(2)
     ]
-    results = await woo.create_orders(batch, products)
-    await woo.cancel_orders([ShopOrderRef(id=r.message) for r in results])
+    results = await woo.create_orders([(o, products) for o in batch])
+    await woo.cancel_orders([r for r in results if isinstance(r, ShopOrderRef)])
     await woo.cancel_order(eur_ref, eur)
     await woo.cancel_order(ShopOrderRef(id="999999"), eur)  # a documented 404
 

@@ -232,11 +232,13 @@ async def test_batch_fees_for_many_orders_take_one_call(
     ]
     products = await _products(woo, "MUG-1")
     sim.requests.clear()
-    results = await woo.create_orders(orders, products)
+    results = await woo.create_orders([(o, products) for o in orders])
     assert [r for r in sim.requests if r[0] != "GET"] == [
         ("POST", "/wp-json/wc/v3/orders/batch")
     ] * 2
-    assert {sim.get_order(int(r.message or 0))["total"] for r in results} == {"29.97"}
+    refs = [r for r in results if isinstance(r, ShopOrderRef)]
+    assert len(refs) == 3
+    assert {sim.get_order(int(r.id))["total"] for r in refs} == {"29.97"}
 
 
 async def test_create_that_never_landed_raises_retriable(
@@ -298,34 +300,33 @@ async def test_batch_create_and_cancel_use_one_call_each(
     woo: WooCommerceConnector, sim: WooCommerceSimulator
 ) -> None:
     products = await _products(woo, "MUG-1", "CAP-2")
-    existing = make_order("303-6000001-6000001", [("MUG-1", 1, "9.99", "1.60")])
-    await woo.create_order(existing, products)
+    first = make_order("303-6000001-6000001", [("MUG-1", 1, "9.99", "1.60")])
+    await woo.create_order(first, products)
     orders = [
-        existing,
         make_order("303-6000002-6000002", [("MUG-1", 3, "9.99", "4.79")]),
         make_order("303-6000003-6000003", [("CAP-2", 1, "19.99", "3.19")]),
         make_order("303-6000004-6000004", [("NOPE", 1, "1.00", "0.16")]),
     ]
     sim.requests.clear()
-    results = await woo.create_orders(orders, products)
+    results = await woo.create_orders([(o, products) for o in orders])
 
-    assert [(r.key, r.ok, r.code) for r in results] == [
-        ("303-6000001-6000001", True, "exists"),
-        ("303-6000002-6000002", True, "created"),
-        ("303-6000003-6000003", True, "created"),
-        ("303-6000004-6000004", False, "unknown_sku"),
-    ]
+    created, capped, unknown = results
+    assert isinstance(created, ShopOrderRef) and isinstance(capped, ShopOrderRef)
+    assert isinstance(unknown, ItemError) and unknown.reason is FailureReason.UNKNOWN_SKU
+    assert "NOPE" in unknown.message
     writes = [r for r in sim.requests if r[0] != "GET"]
-    fee_order = results[1].message
     assert writes == [  # one create for all, one fee for the order WooCommerce rounded off
         ("POST", "/wp-json/wc/v3/orders/batch"),
-        ("PUT", f"/wp-json/wc/v3/orders/{fee_order}"),
+        ("PUT", f"/wp-json/wc/v3/orders/{created.id}"),
     ]
-    assert sim.get_order(int(results[1].message or 0))["total"] == "29.97"
-    for o in orders[:3]:
+    assert sim.get_order(int(created.id))["total"] == "29.97"
+    for o in orders[:2]:
         assert sim.count_orders(o.marketplace_order_id) == 1
+    assert sim.count_orders(orders[2].marketplace_order_id) == 0
 
-    refs = [ShopOrderRef(id=r.message or "") for r in results[:3]]
+    found = await woo.find_order(first.marketplace_order_id)
+    assert found is not None
+    refs = [found, created, capped]
     sim.ship_order(int(refs[2].id), [{"provider": "dhl", "number": "S-1"}])
     sim.requests.clear()
     cancelled = await woo.cancel_orders([*refs, ShopOrderRef(id="987654")])
