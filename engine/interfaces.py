@@ -167,7 +167,11 @@ class ShopConnector(Connector):
 
     @abstractmethod
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
-        """Create a paid order that carries ``order.marketplace_order_id`` as reference."""
+        """Create a paid order that carries ``order.marketplace_order_id`` as reference.
+
+        A line whose SKU is not in ``products`` raises ``ItemError(UNKNOWN_SKU)``:
+        never create a partial order.
+        """
 
     async def create_orders(
         self, items: Sequence[tuple[Order, Mapping[str, ProductRef]]]

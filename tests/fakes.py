@@ -16,7 +16,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from engine import hookimpl
-from engine.errors import FatalAPIError, RetriableAPIError
+from engine.errors import FailureReason, FatalAPIError, ItemError, RetriableAPIError
 from engine.interfaces import MarketplaceConnector, ShopConnector
 from engine.models import (
     Address,
@@ -313,6 +313,9 @@ class FakeShop(ShopConnector):
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
         self.world.point("shop.create.before")
+        missing = sorted({line.sku for line in order.lines if line.sku not in products})
+        if missing:
+            raise ItemError(FailureReason.UNKNOWN_SKU, f"no fake product for {', '.join(missing)}")
         if order.buyer.name == "REJECT":
             raise FatalAPIError(
                 "customer name is invalid", platform="fake", operation="create", status=422

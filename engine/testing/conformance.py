@@ -201,6 +201,29 @@ class ShopConformance:
         assert found is not None and found.id == ref.id
         assert harness.count_orders("CONF-ORDER-1") == 1
 
+    async def test_batch_create_and_lookup(self, harness: ShopHarness) -> None:
+        """``create_orders`` and ``find_order_refs``, overridden or not, keep the contract:
+        one result per item in order, a bad order failing alone."""
+        harness.add_product("CONF-J", 9)
+        good = [self.order(f"CONF-BATCH-{n}", {"CONF-J": 1}) for n in range(3)]
+        bad = self.order("CONF-BATCH-X", {"CONF-NONE": 1})
+        products = await harness.connector.resolve_products(harness.attribute, ["CONF-J"])
+        ids = [o.marketplace_order_id for o in [*good, bad]]
+        assert await harness.connector.find_order_refs(ids) == {}
+        results = await harness.connector.create_orders(
+            [(good[0], products), (bad, products), (good[1], products), (good[2], products)]
+        )
+        assert len(results) == 4
+        assert isinstance(results[1], Exception)
+        refs = [results[0], results[2], results[3]]
+        assert all(isinstance(r, ShopOrderRef) for r in refs), refs
+        found = await harness.connector.find_order_refs(ids)
+        assert set(found) == {o.marketplace_order_id for o in good}
+        assert {r.id for r in found.values()} == {r.id for r in refs if isinstance(r, ShopOrderRef)}
+        for order in good:
+            assert harness.count_orders(order.marketplace_order_id) == 1
+        assert harness.count_orders("CONF-BATCH-X") == 0
+
     async def test_created_order_total_matches_to_the_cent(self, harness: ShopHarness) -> None:
         harness.add_product("CONF-D", 5)
         harness.add_product("CONF-E", 5)
