@@ -112,6 +112,15 @@ class MarketplaceConnector(Connector):
     async def push_stock(self, levels: Sequence[StockLevel]) -> list[ItemResult]:
         """Set absolute quantities; one result per SKU, failures do not stop the rest."""
 
+    async def listed_quantities(self, skus: Sequence[str]) -> Mapping[str, int] | None:
+        """The quantities the marketplace offers now, for ``ordersync check``.
+
+        SKUs the marketplace does not list are left out. The default returns
+        ``None``: this marketplace cannot tell, and ``check`` compares the shop
+        with what ordersync last pushed instead.
+        """
+        return None
+
 
 CREATE_CONCURRENCY = 4
 """Orders :meth:`ShopConnector.create_orders` creates at once by default."""
@@ -206,11 +215,33 @@ class ShopConnector(Connector):
     async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
         """Cancel a shop order because the marketplace cancelled it (idempotent)."""
 
+    async def cancel_orders(
+        self, items: Sequence[tuple[ShopOrderRef, Order]]
+    ) -> list[Exception | None]:
+        """Cancel several shop orders; one result per item, in order: ``None`` when
+        it is cancelled (or was already), or the exception that order failed with.
+
+        The default calls :meth:`cancel_order` for each, a few at a time; override it
+        when the shop can cancel several in one request.
+        """
+        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+        async def one(ref: ShopOrderRef, order: Order) -> Exception | None:
+            async with gate:
+                try:
+                    await self.cancel_order(ref, order)
+                except Exception as exc:  # noqa: BLE001 - returned, the engine sorts it
+                    return exc
+                return None
+
+        return list(await asyncio.gather(*(one(r, o) for r, o in items)))
+
     @abstractmethod
     async def changes_since(self, cursor: str | None) -> ShopChanges:
         """One page of shipments and cancellations made since ``cursor``.
 
-        ``cursor=None`` starts from "now": history is not replayed.
+        ``cursor=None`` starts from "now": history is not replayed. A record that
+        cannot be read goes into ``rejected`` (never skipped silently, never raised).
         """
 
     @abstractmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -277,11 +277,26 @@ class StockLevel(_Model):
     updated_at: datetime | None = None
 
 
+class RejectedChange(_Model):
+    """A shop-side shipment or cancellation that cannot be read (bad or absurd data).
+
+    Returned in :attr:`ShopChanges.rejected` instead of raising, so one bad record
+    never blocks the page; the engine records it as a typed failure.
+    """
+
+    kind: Literal["shipment", "cancellation"]
+    key: str
+    """The shop's id of the record (fulfilment id, order id)."""
+    marketplace_order_id: str | None = None
+    message: str
+
+
 class ShopChanges(_Model):
     """A page of shop-side events plus the cursor to resume after it."""
 
     shipments: tuple[Shipment, ...] = ()
     cancellations: tuple[Cancellation, ...] = ()
+    rejected: tuple[RejectedChange, ...] = ()
     cursor: str | None = None
     has_more: bool = False
 
