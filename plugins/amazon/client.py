@@ -54,6 +54,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("createFeed", "POST", "/feeds/2021-06-30/feeds", 0.0083, 15),
     Operation("getFeed", "GET", "/feeds/2021-06-30/feeds/{feedId}", 2.0, 15),
     Operation("getFeedDocument", "GET", "/feeds/2021-06-30/documents/{feedDocumentId}", 0.0222, 10),
+    Operation("getListingsItem", "GET", "/listings/2021-08-01/items/{sellerId}/{sku}", 5.0, 10),
     Operation("patchListingsItem", "PATCH", "/listings/2021-08-01/items/{sellerId}/{sku}", 5.0, 5),
     Operation(
         "getMarketplaceParticipations", "GET", "/sellers/v1/marketplaceParticipations", 0.016, 15
@@ -256,11 +257,26 @@ class SpApiClient:
 
     # -- listings and sellers -------------------------------------------------
 
-    async def patch_listings_item(self, sku: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _listing_path(self, sku: str) -> str:
         seller = quote(self.settings.seller_id, safe="")
+        return f"/listings/2021-08-01/items/{seller}/{quote(sku, safe='')}"
+
+    async def get_listings_item(self, sku: str, included: list[str]) -> dict[str, Any]:
+        r = await self.api.request(
+            "GET",
+            self._listing_path(sku),
+            operation="getListingsItem",
+            params={
+                "marketplaceIds": csv(self.settings.marketplaces),
+                "includedData": csv(included),
+            },
+        )
+        return _json_object(r, "getListingsItem")
+
+    async def patch_listings_item(self, sku: str, body: dict[str, Any]) -> dict[str, Any]:
         r = await self.api.request(
             "PATCH",
-            f"/listings/2021-08-01/items/{seller}/{quote(sku, safe='')}",
+            self._listing_path(sku),
             operation="patchListingsItem",
             params={"marketplaceIds": csv(self.settings.marketplaces)},
             json=body,

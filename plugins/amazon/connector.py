@@ -534,6 +534,46 @@ class AmazonConnector(MarketplaceConnector):
             )
         return results
 
+    async def listed_quantities(self, skus: Sequence[str]) -> dict[str, int]:
+        """What Amazon offers now: ``getListingsItem`` with ``fulfillmentAvailability``.
+
+        The quantity is the one of ``fulfillment_channel_code`` (the merchant-fulfilled
+        channel by default). A SKU Amazon does not list (404), or lists without an entry
+        for that channel (e.g. only fulfilled by Amazon), is left out; an entry without
+        a quantity counts 0. Other errors raise, naming the SKU.
+        """
+        gate = asyncio.Semaphore(PATCH_CONCURRENCY)
+        channel = self.settings.fulfillment_channel_code
+
+        async def one(sku: str) -> int | None:
+            async with gate:
+                try:
+                    item = await self.client.get_listings_item(sku, ["fulfillmentAvailability"])
+                except FatalAPIError as exc:
+                    if exc.status == 404:
+                        return None
+                    raise FatalAPIError(
+                        f"reading the listing of SKU {sku} failed: {exc.message}",
+                        platform="amazon",
+                        operation="getListingsItem",
+                        status=exc.status,
+                        code=exc.code,
+                    ) from None
+            for entry in item.get("fulfillmentAvailability") or ():
+                if isinstance(entry, dict) and entry.get("fulfillmentChannelCode") == channel:
+                    return int(entry.get("quantity") or 0)
+            return None
+
+        unique = list(dict.fromkeys(skus))
+        outcomes = await asyncio.gather(*(one(sku) for sku in unique), return_exceptions=True)
+        found: dict[str, int] = {}
+        for sku, outcome in zip(unique, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome  # after every other read has ended, none left running
+            if outcome is not None:
+                found[sku] = outcome
+        return found
+
     # -- feeds ----------------------------------------------------------------
 
     async def _submit_feed(

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from plugins.amazon import marketplaces, sim_feeds
+from plugins.amazon import marketplaces
 from plugins.amazon.settings import load_data
 from plugins.amazon.sim_orders import FULFILLMENT_STATUSES, INCLUDED_DATA, SimOrder, iso
 from plugins.amazon.sim_state import PageState, SimError, SimState, bad_input, parse_time, read_json
@@ -278,55 +278,7 @@ class ApiHandlers(SimState):
             {"orderId": order.id, "request": package, "package": stored, "time": iso(self.now())}
         )
 
-    # -- listings and sellers ---------------------------------------------------
-
-    async def _patch_listing(self, request: Request) -> Response:
-        query = self._query(request, ("marketplaceIds", "includedData", "mode", "issueLocale"))
-        if request.path_params["sellerId"] != self.seller_id:
-            raise SimError(403, "Unauthorized", "Access to requested resource is denied.")
-        market_ids = self._csv(query, "marketplaceIds")
-        if not market_ids:
-            raise bad_input("marketplaceIds is required")
-        for market_id in market_ids:
-            if not self.participations.get(market_id):
-                raise bad_input(f"The seller does not participate in marketplace {market_id}")
-        self._csv(query, "includedData", ("identifiers", "issues"))
-        if query.get("mode") not in (None, "VALIDATION_PREVIEW"):
-            raise bad_input("mode must be VALIDATION_PREVIEW")
-        body = await read_json(request)
-        patches = body.get("patches")
-        if (
-            not isinstance(body.get("productType"), str)
-            or not isinstance(patches, list)
-            or not patches
-        ):
-            raise bad_input("productType and at least one patch are required")
-        for patch in patches:
-            if not isinstance(patch, dict) or patch.get("op") not in (
-                "add",
-                "replace",
-                "merge",
-                "delete",
-            ):
-                raise bad_input("each patch needs op add, replace, merge or delete and a path")
-        sku = request.path_params["sku"]
-        answer: dict[str, Any] = {"sku": sku, "submissionId": self._new_id()}
-        if sku in self.failing_skus:
-            self.listing_updates.append({"sku": sku, "via": "patch", "ok": False})
-            answer.update(status="INVALID", issues=[_invalid_attribute_issue()])
-            return JSONResponse(answer)
-        if query.get("mode") == "VALIDATION_PREVIEW":
-            return JSONResponse({**answer, "status": "VALID", "issues": []})
-        for patch in patches:
-            if patch.get("path") != sim_feeds.QUANTITY_PATH:
-                continue
-            if patch["op"] == "delete":
-                self.quantities.pop(sku, None)
-                continue
-            quantity = sim_feeds._default_quantity(patch.get("value"))  # noqa: SLF001
-            if quantity is not None:
-                self.set_quantity(sku, quantity, via="patch")
-        return JSONResponse({**answer, "status": "ACCEPTED", "issues": []})
+    # -- sellers ----------------------------------------------------------------
 
     async def _participations(self, request: Request) -> Response:
         self._query(request, ())
@@ -382,16 +334,6 @@ def _shipped_quantities(packages: Iterable[dict[str, Any]]) -> dict[str, int]:
             key = str(item["orderItemId"])
             shipped[key] = shipped.get(key, 0) + int(item["quantity"])
     return shipped
-
-
-def _invalid_attribute_issue() -> dict[str, Any]:
-    return {
-        "code": sim_feeds.INVALID_ATTRIBUTE_CODE,
-        "message": "The attributes are invalid.",
-        "severity": "ERROR",
-        "attributeNames": ["fulfillment_availability"],
-        "categories": ["INVALID_ATTRIBUTE"],
-    }
 
 
 def _lwa_error(status: int, error: str, description: str) -> JSONResponse:

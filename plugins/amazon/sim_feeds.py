@@ -7,13 +7,15 @@ the Listings Items model's invalid-attributes example).
 
 from __future__ import annotations
 
+import copy
 import json
 import xml.etree.ElementTree as ET  # noqa: S405 - builds; parsing goes through feeds.parse_xml
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plugins.amazon.feeds import QUANTITY_PATH, parse_xml
+from plugins.amazon.feeds import parse_xml
 from plugins.amazon.settings import CANCEL_REASONS, load_data
+from plugins.amazon.sim_listings import QUANTITY_PATH, Listing, apply_availability_patch
 
 if TYPE_CHECKING:
     from plugins.amazon.sim_state import SimState
@@ -180,36 +182,29 @@ def _apply_listing_message(sim: SimState, message: dict[str, Any]) -> dict[str, 
             "message": "The attributes are invalid.",
             "attributeName": "fulfillment_availability",
         }
-    quantity = _quantity_from_message(message)
-    if quantity is None:
-        return {
-            "messageId": number,
-            "sku": sku,
-            "code": "4000002",
-            "severity": "ERROR",
-            "message": "the simulator applies only fulfillment_availability quantity updates",
-        }
-    sim.set_quantity(sku, quantity, via="feed")
+    listing = copy.deepcopy(sim.listings.get(sku)) or Listing(sku, sim.now(), sim.now())
+    problem = _apply_message(listing, message)
+    if problem is not None:
+        sim.listing_updates.append({"sku": sku, "via": "feed", "ok": False})
+        return {"messageId": number, "sku": sku, "code": "4000002", "severity": "ERROR",
+                "message": problem}  # fmt: skip
+    sim.store_listing(listing, str(message.get("productType") or "PRODUCT"), via="feed")
     return None
 
 
-def _quantity_from_message(message: dict[str, Any]) -> int | None:
+def _apply_message(listing: Listing, message: dict[str, Any]) -> str | None:
+    """Apply a PATCH or PARTIAL_UPDATE of ``fulfillment_availability``; a problem or ``None``."""
     operation = message.get("operationType")
     if operation == "PATCH":
-        for patch in message.get("patches") or ():
-            if patch.get("path") == QUANTITY_PATH and patch.get("op") in (
-                "replace",
-                "merge",
-                "add",
-            ):
-                return _default_quantity(patch.get("value"))
+        patches = [p for p in message.get("patches") or () if p.get("path") == QUANTITY_PATH]
+        for patch in patches:
+            problem = apply_availability_patch(listing, patch)
+            if problem:
+                return problem
+        if patches:
+            return None
     if operation == "PARTIAL_UPDATE":
-        return _default_quantity((message.get("attributes") or {}).get("fulfillment_availability"))
-    return None
-
-
-def _default_quantity(values: Any) -> int | None:
-    for value in values or ():
-        if isinstance(value, dict) and isinstance(value.get("quantity"), int):
-            return int(value["quantity"])
-    return None
+        values = (message.get("attributes") or {}).get("fulfillment_availability")
+        if values:
+            return apply_availability_patch(listing, {"op": "replace", "value": values})
+    return "the simulator applies only fulfillment_availability quantity updates"

@@ -19,6 +19,7 @@ from engine.testing.faults import FaultInjector
 from engine.testing.ratelimit import Limit, RateLimiter
 from plugins.amazon import marketplaces
 from plugins.amazon.client import OPERATIONS
+from plugins.amazon.sim_listings import DEFAULT_CHANNEL, Listing
 from plugins.amazon.sim_orders import FULFILLMENT_STATUSES, OrderFactory, SimOrder, iso
 
 
@@ -146,7 +147,7 @@ class SimState:
         self.feeds: dict[str, Feed] = {}
         self.confirmations: list[dict[str, Any]] = []
         self.cancellations: list[dict[str, Any]] = []
-        self.quantities: dict[str, int] = {}
+        self.listings: dict[str, Listing] = {}
         self.failing_skus: set[str] = set()
         self.listing_updates: list[dict[str, Any]] = []
         self.token_grants = 0
@@ -255,9 +256,44 @@ class SimState:
         )
         return order.data
 
-    def set_quantity(self, sku: str, quantity: int, *, via: str = "admin") -> None:
-        self.quantities[sku] = quantity
+    @property
+    def quantities(self) -> dict[str, int]:
+        """SKU → quantity of the seller-fulfilled (``DEFAULT``) channel, listed SKUs only."""
+        found = {sku: listing.quantity() for sku, listing in self.listings.items()}
+        return {sku: quantity for sku, quantity in found.items() if quantity is not None}
+
+    def listing(self, sku: str, product_type: str = "PRODUCT") -> Listing:
+        """The listing of ``sku``, created on first use (a patch creates it too)."""
+        listing = self.listings.get(sku)
+        if listing is None:
+            listing = self.listings[sku] = Listing(sku, self.now(), self.now(), product_type)
+        return listing
+
+    def set_quantity(self, sku: str, quantity: int, *, via: str = "admin", **fields: Any) -> None:
+        """Set the ``DEFAULT`` quantity; ``fields`` (e.g. ``lead_time_to_ship_max_days``)
+        are merged into the same ``fulfillment_availability`` entry."""
+        listing = self.listing(sku)
+        entry = listing.availability.setdefault(
+            DEFAULT_CHANNEL, {"fulfillment_channel_code": DEFAULT_CHANNEL}
+        )
+        entry.update(fields, quantity=quantity)
+        listing.updated = self.now()
         self.listing_updates.append({"sku": sku, "quantity": quantity, "via": via, "ok": True})
+
+    def store_listing(self, listing: Listing, product_type: str, *, via: str) -> None:
+        """Keep a listing changed by a patch or a feed message."""
+        listing.product_type = product_type
+        listing.updated = self.now()
+        self.listings[listing.sku] = listing
+        self.listing_updates.append(
+            {"sku": listing.sku, "quantity": listing.quantity(), "via": via, "ok": True}
+        )
+
+    def availability(self, sku: str) -> dict[str, Any] | None:
+        """The ``DEFAULT`` ``fulfillment_availability`` entry of ``sku`` as Amazon keeps it."""
+        listing = self.listings.get(sku)
+        entry = listing.availability.get(DEFAULT_CHANNEL) if listing else None
+        return dict(entry) if entry is not None else None
 
     def set_participation(self, marketplace: str, participating: bool = True) -> None:
         self.participations[marketplaces.resolve(marketplace).id] = participating

@@ -2,7 +2,7 @@
 
 It serves the operations the plugin uses (LWA token, Orders v2026-01-01
 ``searchOrders``/``getOrder``, v0 ``confirmShipment``, the Feeds API with
-presigned document URLs on itself, ``patchListingsItem``,
+presigned document URLs on itself, ``getListingsItem``/``patchListingsItem``,
 ``getMarketplaceParticipations``) with the published rate limits per seller
 and operation, fault injection, and an admin API under ``/_admin``.
 
@@ -32,6 +32,7 @@ from plugins.amazon.client import OPERATIONS_BY_NAME, match_operation
 from plugins.amazon.sim_admin import AdminHandlers
 from plugins.amazon.sim_api import ApiHandlers
 from plugins.amazon.sim_feed_api import FeedHandlers
+from plugins.amazon.sim_listing_api import ListingHandlers
 from plugins.amazon.sim_state import Credentials, SimError
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -39,7 +40,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 __all__ = ["AmazonSimulator", "Credentials", "main"]
 
 
-class AmazonSimulator(AdminHandlers, FeedHandlers, ApiHandlers):
+class AmazonSimulator(AdminHandlers, FeedHandlers, ListingHandlers, ApiHandlers):
     """In-memory Amazon for one seller; ``.app`` is the ASGI application.
 
     :param time_scale: speed of rate-limit buckets and feed delays.
@@ -117,6 +118,11 @@ class AmazonSimulator(AdminHandlers, FeedHandlers, ApiHandlers):
             Route("/feeds/2021-06-30/feeds", api(self._create_feed), methods=["POST"]),
             Route("/feeds/2021-06-30/feeds/{feedId}", api(self._get_feed), methods=["GET"]),
             Route("/feed-documents/{documentId}", self._document_content, methods=["GET", "PUT"]),
+            Route(
+                "/listings/2021-08-01/items/{sellerId}/{sku:path}",
+                api(self._get_listing),
+                methods=["GET"],
+            ),
             Route(
                 "/listings/2021-08-01/items/{sellerId}/{sku:path}",
                 api(self._patch_listing),

@@ -84,6 +84,11 @@ class Exchange:
     response_headers: dict[str, str]
     response_body: bytes
 
+    @property
+    def raw_path(self) -> str:
+        """The path as sent, percent-encoded (a SKU with ``/`` stays one segment)."""
+        return self.url.raw_path.decode("ascii").split("?", 1)[0]
+
 
 @dataclass
 class RecordingTransport(httpx.AsyncBaseTransport):
@@ -133,10 +138,14 @@ class Models:
                     )
 
     def find(self, method: str, path: str) -> Operation | None:
+        """The operation of ``METHOD path``; ``path`` percent-encoded as sent."""
         for op in self.operations:
             if op.method == method and op.pattern.match(path):
                 return op
         return None
+
+    def find_exchange(self, exchange: Exchange) -> Operation | None:
+        return self.find(exchange.method, exchange.raw_path)
 
     def _validator(self, op: Operation, schema: dict[str, Any]) -> jsonschema.Draft4Validator:
         root = {"allOf": [strict(schema)], "definitions": self.definitions[op.model]}
@@ -169,7 +178,7 @@ class Models:
                 validator = self._validator(op, param["schema"])
                 errors.extend(f"body: {e.message}" for e in validator.iter_errors(body))
             if param["in"] == "path":
-                segments = unquote(exchange.url.path).split("/")
+                segments = [unquote(s) for s in exchange.raw_path.split("/")]
                 index = op.template.split("/").index("{" + param["name"] + "}")
                 if index >= len(segments) or not segments[index]:
                     errors.append(f"path parameter {param['name']} empty")

@@ -36,6 +36,7 @@ PLUGIN_OPERATIONS = {
     "createFeed",
     "getFeed",
     "getFeedDocument",
+    "getListingsItem",
     "patchListingsItem",
     "getMarketplaceParticipations",
 }
@@ -48,7 +49,7 @@ def contract_errors(
     errors: list[str] = []
     seen: set[str] = set()
     for exchange in exchanges:
-        op = MODELS.find(exchange.method, exchange.url.path)
+        op = MODELS.find_exchange(exchange)
         where = f"{exchange.method} {exchange.url.path} -> {exchange.status}"
         if op is None:
             if not exchange.url.path.startswith(OUTSIDE_MODELS):
@@ -118,6 +119,8 @@ async def full_exercise(sim: AmazonSimulator, make_connector: ConnectorFactory) 
     assert [r.ok for r in await connector.push_stock(small)] == [True, False]
     many = [StockLevel(sku=f"SKU-{n}", quantity=n) for n in range(6)] + small
     assert sum(not r.ok for r in await connector.push_stock(many)) == 1
+    listed = await connector.listed_quantities(["SKU-A", "SKU-5", "SKU-BAD", "SKU-NEW"])
+    assert listed == {"SKU-A": 4, "SKU-5": 5}  # SKU-BAD and SKU-NEW are not listed (404)
 
     sim.expire_access_tokens()  # one 403 answered, then refreshed
     assert isinstance(await connector.get_order(ids[3]), Order)
