@@ -46,7 +46,6 @@ from engine.interfaces import ConnectorContext, ShopConnector
 from engine.models import (
     Cancellation,
     CheckResult,
-    ItemResult,
     Order,
     ProductRef,
     Shipment,
@@ -60,6 +59,7 @@ from plugins.woocommerce.client import MAX_PER_PAGE, PLATFORM, WooClient
 from plugins.woocommerce.settings import WooCommerceSettings
 
 BATCH_LIMIT = 100
+ORDER_INVALID_ID = "woocommerce_rest_shop_order_invalid_id"
 SKU_CHUNK = 50
 
 
@@ -443,6 +443,8 @@ class WooCommerceConnector(ShopConnector):
                 current[str(wc["id"])] = (current[str(wc["id"])][0], wc)
 
     async def cancel_order(self, ref: ShopOrderRef, order: Order) -> None:
+        if not ref.id.isdigit():
+            raise _not_an_order_id(ref)
         try:
             current = await self.client.call("GET", f"orders/{ref.id}", operation="get_order")
         except FatalAPIError as exc:
@@ -451,13 +453,10 @@ class WooCommerceConnector(ShopConnector):
                 return
             raise
         status = current.get("status")
-        if status in ("cancelled", "refunded", "trash"):
+        if status in _DONE_STATUSES:
             return
         if status in self.settings.shipped_statuses:
-            raise ItemError(
-                FailureReason.SHOP_REJECTED,
-                f"shop order {ref.number or ref.id} is already {status}; cancel it by hand",
-            )
+            raise _shipped(ref, str(status))
         await self.client.call(
             "PUT", f"orders/{ref.id}", operation="cancel_order", json=self._cancel_body()
         )
@@ -468,7 +467,7 @@ class WooCommerceConnector(ShopConnector):
             "meta_data": [{"key": mapping.CANCELLED_BY_META, "value": mapping.CANCELLED_BY_US}],
         }
 
-    # --- batch helpers (beyond the engine contract) -----------------------------------
+    # --- batch writes ---------------------------------------------------------------
 
     async def create_orders(
         self, items: Sequence[tuple[Order, Mapping[str, ProductRef]]]
@@ -526,51 +525,81 @@ class WooCommerceConnector(ShopConnector):
                 results[index] = mapping.order_ref(settled[str(wc["id"])])
         return [r if r is not None else RuntimeError("not sent") for r in results]
 
-    async def cancel_orders(self, refs: Sequence[ShopOrderRef]) -> list[ItemResult]:
+    async def cancel_orders(
+        self, items: Sequence[tuple[ShopOrderRef, Order]]
+    ) -> list[Exception | None]:
         """Cancel many shop orders: one ``GET /orders?include=`` and one ``/orders/batch``
         update per 100. Same rules as :meth:`cancel_order`: cancelled, refunded or
-        missing orders are done already, shipped ones are refused."""
-        results: dict[str, ItemResult] = {}
-        for start in range(0, len(refs), BATCH_LIMIT):
-            chunk = [r.id for r in refs[start : start + BATCH_LIMIT] if r.id.isdigit()]
-            params = {"include": chunk, "per_page": MAX_PER_PAGE}
-            current = {
-                str(o["id"]): o
-                for o in await self.client.all_items("orders", params, operation="get_order")
-            }
-            todo = []
-            for oid in chunk:
-                status = current.get(oid, {}).get("status")
-                if status is None or status in ("cancelled", "refunded", "trash"):
-                    results[oid] = ItemResult(key=oid, ok=True, code="nothing_to_do")
-                elif status in self.settings.shipped_statuses:
-                    results[oid] = ItemResult(
-                        key=oid, ok=False, code="shop_rejected", message=f"already {status}"
-                    )
-                else:
-                    todo.append(oid)
-            if todo and not self.settings.use_batch:
-                for oid in todo:
-                    await self.client.call(
-                        "PUT", f"orders/{oid}", operation="cancel_order", json=self._cancel_body()
-                    )
-                    results[oid] = ItemResult(key=oid, ok=True, code="cancelled")
-            elif todo:
-                updates = [{"id": int(oid), **self._cancel_body()} for oid in todo]
-                answer = await self.client.call(
-                    "POST", "orders/batch", operation="cancel_orders", json={"update": updates}
+        missing orders are done already (``None``), shipped ones fail with ``ItemError``,
+        an order the batch rejects with ``FatalAPIError``; a call that fails as a whole
+        fails each of its orders (cancelling again is harmless)."""
+        if not self.settings.use_batch:
+            return await super().cancel_orders(items)
+        results: list[Exception | None] = [None] * len(items)
+        numeric: list[tuple[int, ShopOrderRef]] = []
+        for index, (ref, _) in enumerate(items):
+            if ref.id.isdigit():
+                numeric.append((index, ref))
+            else:
+                results[index] = _not_an_order_id(ref)
+        for start in range(0, len(numeric), BATCH_LIMIT):
+            chunk = numeric[start : start + BATCH_LIMIT]
+            try:
+                await self._cancel_chunk(chunk, results)
+            except Exception as exc:  # noqa: BLE001 - every order of the call failed
+                for index, _ in chunk:
+                    if results[index] is None:
+                        results[index] = exc
+        return results
+
+    async def _cancel_chunk(
+        self, chunk: Sequence[tuple[int, ShopOrderRef]], results: list[Exception | None]
+    ) -> None:
+        params = {"include": [ref.id for _, ref in chunk], "per_page": MAX_PER_PAGE}
+        current = {
+            str(o.get("id")): o
+            for o in await self.client.all_items("orders", params, operation="get_order")
+        }
+        todo: list[tuple[int, ShopOrderRef]] = []
+        for index, ref in chunk:
+            status = current.get(ref.id, {}).get("status")
+            if status is None or status in _DONE_STATUSES:
+                continue  # gone or cancelled already: nothing to do
+            if status in self.settings.shipped_statuses:
+                results[index] = _shipped(ref, str(status))
+            else:
+                todo.append((index, ref))
+        if not todo:
+            return
+        updates = [{"id": int(ref.id), **self._cancel_body()} for _, ref in todo]
+        answer = await self.client.call(
+            "POST", "orders/batch", operation="cancel_orders", json={"update": updates}
+        )
+        answered = {
+            str(item.get("id")): item
+            for item in answer.get("update") or []
+            if isinstance(item, dict)
+        }
+        for index, ref in todo:
+            item = answered.get(ref.id)
+            error = item.get("error") if item is not None else None
+            if isinstance(error, dict) and error.get("code") == ORDER_INVALID_ID:
+                continue  # deleted since we read it: nothing left to cancel
+            if isinstance(error, dict) and error:
+                results[index] = FatalAPIError(
+                    f"WooCommerce refused to cancel order {ref.id}: "
+                    f"{error.get('message') or 'no reason given'}",
+                    platform=PLATFORM,
+                    operation="cancel_orders",
+                    status=_int_or_none((error.get("data") or {}).get("status")),
+                    code=error.get("code"),
                 )
-                for oid, item in zip(todo, answer.get("update") or [], strict=False):
-                    error = (item.get("error") if isinstance(item, dict) else None) or {}
-                    results[oid] = ItemResult(
-                        key=oid,
-                        ok=not error,
-                        code=error.get("code") or "cancelled",
-                        message=error.get("message"),
-                    )
-        return [
-            results.get(r.id) or ItemResult(key=r.id, ok=False, code="invalid_id") for r in refs
-        ]
+            elif item is None or item.get("status") not in _DONE_STATUSES:
+                results[index] = BadResponseError(
+                    f"the batch answer does not show order {ref.id} cancelled",
+                    platform=PLATFORM,
+                    operation="cancel_orders",
+                )
 
     # --- shipments and cancellations ------------------------------------------------
 
@@ -816,6 +845,27 @@ class _StockPass:
 def _keep(levels: dict[str, StockLevel], level: StockLevel | None) -> None:
     if level is not None:
         levels[level.sku] = level
+
+
+_DONE_STATUSES = ("cancelled", "refunded", "trash")
+"""Order statuses a cancellation has nothing left to do for."""
+
+
+def _shipped(ref: ShopOrderRef, status: str) -> ItemError:
+    return ItemError(
+        FailureReason.SHOP_REJECTED,
+        f"shop order {ref.number or ref.id} is already {status}; cancel it by hand",
+    )
+
+
+def _not_an_order_id(ref: ShopOrderRef) -> ItemError:
+    return ItemError(
+        FailureReason.SHOP_REJECTED, f"{ref.id!r} is not a WooCommerce order id; nothing cancelled"
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 def _known_attribute(attribute: str) -> bool:

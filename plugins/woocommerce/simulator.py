@@ -168,6 +168,7 @@ class WooCommerceSimulator:
         self.variations: dict[int, dict[str, Any]] = {}
         self.orders: dict[int, dict[str, Any]] = {}
         self.fulfillments: dict[int, list[dict[str, Any]]] = {}
+        self.locked_orders: dict[int, str] = {}
         self._stock_reduced: set[int] = set()
         self._next_post = 100
         self._next_item = 1
@@ -352,6 +353,14 @@ class WooCommerceSimulator:
             self._set_status(order, "cancelled")
             self._stamp(order)
             return _copy(order)
+
+    def lock_order(self, order_id: int, message: str = "Order is locked for editing.") -> None:
+        """Refuse REST edits of an order, as a plugin filtering
+        ``woocommerce_rest_pre_insert_shop_order_object`` with a ``WP_Error`` does."""
+        with self.lock:
+            if order_id not in self.orders:
+                raise KeyError(f"no order {order_id}")
+            self.locked_orders[order_id] = message
 
     def set_order_status(self, order_id: int, status: str) -> dict[str, Any]:
         with self.lock:
@@ -725,6 +734,8 @@ class WooCommerceSimulator:
         return order
 
     def _update_order(self, order: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+        if order["id"] in self.locked_orders:
+            raise ApiError(400, "order_locked", self.locked_orders[order["id"]])
         for kind in ("billing", "shipping"):
             if kind in data:
                 order[kind].update(
@@ -1198,10 +1209,10 @@ class WooCommerceSimulator:
         items = self._filter_common([_copy(o) for o in items], q)
         return self._paginate(request, items, ("date", "id", "include", "title", "slug"))
 
-    def _order_or_404(self, oid: int) -> dict[str, Any]:
+    def _order_or_404(self, oid: int, status: int = 404) -> dict[str, Any]:
         order = self.orders.get(oid)
-        if order is None:
-            raise ApiError(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        if order is None:  # 404 on its own route, 400 inside a batch (as WC answers)
+            raise ApiError(status, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
         return order
 
     def _h_order(self, request: Request, body: Any) -> dict[str, Any]:
@@ -1215,7 +1226,8 @@ class WooCommerceSimulator:
 
     def _h_orders_batch(self, request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
         def update(data: Mapping[str, Any]) -> dict[str, Any]:
-            return _copy(self._update_order(self._order_or_404(int(data.get("id") or 0)), data))
+            order = self._order_or_404(int(data.get("id") or 0), status=400)
+            return _copy(self._update_order(order, data))
 
         def delete(oid: Any) -> dict[str, Any]:
             order = self._order_or_404(int(oid))
@@ -1374,8 +1386,9 @@ def _batch(
         for entry in body.get(kind) or []:
             try:
                 results.append(handler(entry))
-            except ApiError as exc:
-                results.append({"id": 0, "error": exc.body()})
+            except ApiError as exc:  # WC echoes the id of an update or delete, 0 for a create
+                echo = entry if kind == "delete" else entry.get("id", 0) if kind == "update" else 0
+                results.append({"id": echo, "error": exc.body()})
         out[kind] = results
     return out
 

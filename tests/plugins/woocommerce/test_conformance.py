@@ -3,12 +3,14 @@ and the simulator harness the demo and benchmarks use."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 
+from engine.interfaces import ShopConnector
 from engine.models import ShopOrderRef
 from engine.registry import PlatformRegistry
 from engine.testing.conformance import ShopConformance
@@ -111,3 +113,23 @@ async def test_harness_drives_the_store_through_the_connector() -> None:
     harness.cancel("302-1-1")
     assert harness.stock("H-CAP") == 10 and harness.orders()[0]["cancelled"]
     assert harness.counters()["requests"] > 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n
+        for n, v in vars(WooCommerceConnector).items()
+        if callable(v) and not n.startswith("_") and hasattr(ShopConnector, n)
+    ),
+)
+def test_every_override_keeps_the_contracts_signature(name: str) -> None:
+    """A helper that shadows a contract method with another shape breaks the engine's
+    calls at run time (``create_orders`` and ``cancel_orders`` once did)."""
+    ours = inspect.signature(getattr(WooCommerceConnector, name))
+    theirs = inspect.signature(getattr(ShopConnector, name))
+    assert list(ours.parameters) == list(theirs.parameters)
+    assert [p.annotation for p in ours.parameters.values()] == [
+        p.annotation for p in theirs.parameters.values()
+    ]
+    assert ours.return_annotation == theirs.return_annotation

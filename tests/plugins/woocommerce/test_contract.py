@@ -90,7 +90,9 @@ async def _operations(woo: Any, sim: WooCommerceSimulator, tag: str) -> None:
         make_order(f"303-000000{tag}-000003{n}", [("MUG-1", 1, "9.99", "1.60")]) for n in range(2)
     ]
     results = await woo.create_orders([(o, products) for o in batch])
-    await woo.cancel_orders([r for r in results if isinstance(r, ShopOrderRef)])
+    await woo.cancel_orders(
+        [(r, o) for r, o in zip(results, batch, strict=True) if isinstance(r, ShopOrderRef)]
+    )
     await woo.cancel_order(eur_ref, eur)
     await woo.cancel_order(ShopOrderRef(id="999999"), eur)  # a documented 404
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from engine.errors import FailureReason, ItemError, RetriableAPIError
-from engine.models import ProductRef, ShopOrderRef
+from engine.errors import FailureReason, FatalAPIError, ItemError, RetriableAPIError
+from engine.models import Order, ProductRef, ShopOrderRef
 from plugins.woocommerce import mapping
 from plugins.woocommerce.connector import WooCommerceConnector
 from plugins.woocommerce.simulator import WooCommerceSimulator
@@ -329,13 +330,13 @@ async def test_batch_create_and_cancel_use_one_call_each(
     refs = [found, created, capped]
     sim.ship_order(int(refs[2].id), [{"provider": "dhl", "number": "S-1"}])
     sim.requests.clear()
-    cancelled = await woo.cancel_orders([*refs, ShopOrderRef(id="987654")])
-    assert [(r.ok, r.code) for r in cancelled] == [
-        (True, "cancelled"),
-        (True, "cancelled"),
-        (False, "shop_rejected"),  # shipped meanwhile
-        (True, "nothing_to_do"),  # no longer in the shop
-    ]
+    gone = ShopOrderRef(id="987654")
+    cancelled = await woo.cancel_orders([(r, first) for r in [*refs, gone]])
+    assert cancelled[:2] == [None, None]
+    shipped = cancelled[2]  # shipped meanwhile: refused, as cancel_order refuses it
+    assert isinstance(shipped, ItemError) and shipped.reason is FailureReason.SHOP_REJECTED
+    assert "already completed" in shipped.message
+    assert cancelled[3] is None  # no longer in the shop: nothing to do
     assert sim.requests == [
         ("GET", "/wp-json/wc/v3/orders"),
         ("POST", "/wp-json/wc/v3/orders/batch"),
@@ -345,3 +346,99 @@ async def test_batch_create_and_cancel_use_one_call_each(
         "cancelled",
         "completed",
     ]
+    assert await woo.cancel_orders([(r, first) for r in refs[:2]]) == [None, None]
+    assert sim.requests[-1] == ("GET", "/wp-json/wc/v3/orders")  # cancelled already: no write
+
+
+async def _three_orders(woo: WooCommerceConnector, tag: str) -> list[tuple[ShopOrderRef, Order]]:
+    products = await _products(woo, "MUG-1")
+    orders = [
+        make_order(f"303-7{tag}0000{n}-7000000", [("MUG-1", 1, "9.99", "1.60")]) for n in range(3)
+    ]
+    refs = await woo.create_orders([(o, products) for o in orders])
+    assert all(isinstance(r, ShopOrderRef) for r in refs)
+    return [(r, o) for r, o in zip(refs, orders, strict=True)]  # type: ignore[misc]
+
+
+async def test_batch_cancel_reports_an_order_the_shop_refuses(
+    woo: WooCommerceConnector, sim: WooCommerceSimulator
+) -> None:
+    items = await _three_orders(woo, "1")
+    sim.lock_order(int(items[1][0].id), "Order is locked by the ERP.")
+    results = await woo.cancel_orders(items)
+
+    assert results[0] is None and results[2] is None
+    refused = results[1]
+    assert isinstance(refused, FatalAPIError)
+    assert refused.code == "order_locked" and refused.status == 400
+    assert items[1][0].id in refused.message and "locked by the ERP" in refused.message
+    assert [sim.get_order(int(r.id))["status"] for r, _ in items] == [
+        "cancelled",
+        "processing",
+        "cancelled",
+    ]
+
+
+async def test_batch_cancel_of_an_order_deleted_meanwhile_is_done(
+    woo: WooCommerceConnector, sim: WooCommerceSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = await _three_orders(woo, "2")
+    doomed = int(items[0][0].id)
+    lookup = sim._order_or_404
+
+    def deleted_before_the_write(oid: int, status: int = 404) -> dict[str, Any]:
+        if status == 400:  # inside the batch: a shop manager deleted it after our read
+            sim.orders.pop(doomed, None)
+        return lookup(oid, status)
+
+    monkeypatch.setattr(sim, "_order_or_404", deleted_before_the_write)
+    results = await woo.cancel_orders(items)
+    assert results == [None, None, None]
+    assert doomed not in sim.orders
+    assert [sim.get_order(int(r.id))["status"] for r, _ in items[1:]] == ["cancelled"] * 2
+
+
+async def test_batch_cancel_that_fails_as_a_whole_fails_each_order_to_cancel(
+    woo: WooCommerceConnector, sim: WooCommerceSimulator
+) -> None:
+    items = await _three_orders(woo, "3")
+    sim.ship_order(int(items[2][0].id), [{"provider": "dhl", "number": "S-2"}])
+    sim.faults.add("500", match=r"^POST /wp-json/wc/v3/orders/batch$")
+    results = await woo.cancel_orders(items)
+
+    assert all(isinstance(r, RetriableAPIError) and r.status == 500 for r in results[:2])
+    assert isinstance(results[2], ItemError)  # shipped: refused before anything was sent
+    assert [sim.get_order(int(r.id))["status"] for r, _ in items] == [
+        "processing",
+        "processing",
+        "completed",
+    ]
+    sim.faults.clear()
+    assert (await woo.cancel_orders(items))[:2] == [None, None]  # the engine's retry
+
+
+async def test_cancel_orders_without_batch_puts_each_order(
+    make_connector: Callable[..., WooCommerceConnector], sim: WooCommerceSimulator
+) -> None:
+    woo = make_connector(sim.transport(), use_batch=False)
+    items = await _three_orders(woo, "4")
+    sim.ship_order(int(items[1][0].id), [{"provider": "dhl", "number": "S-3"}])
+    sim.requests.clear()
+    results = await woo.cancel_orders(items)
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ItemError)
+    assert ("POST", "/wp-json/wc/v3/orders/batch") not in sim.requests
+    assert sorted(r for r in sim.requests if r[0] == "PUT") == sorted(
+        ("PUT", f"/wp-json/wc/v3/orders/{r.id}") for r, _ in (items[0], items[2])
+    )
+
+
+async def test_cancel_refuses_a_ref_that_is_no_woocommerce_order_id(
+    woo: WooCommerceConnector,
+) -> None:
+    order = make_order("303-8000001-8000001", [("MUG-1", 1, "9.99", "1.60")])
+    with pytest.raises(ItemError, match="not a WooCommerce order id"):
+        await woo.cancel_order(ShopOrderRef(id="#1001"), order)
+    [result] = await woo.cancel_orders([(ShopOrderRef(id="#1001"), order)])
+    assert isinstance(result, ItemError)
