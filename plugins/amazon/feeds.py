@@ -150,9 +150,15 @@ def listings_feed(
 
 
 def quantity_patch(quantity: int, channel_code: str = "DEFAULT") -> dict[str, Any]:
-    """The JSON Patch that sets the seller-fulfilled quantity."""
+    """The JSON Patch that sets the seller-fulfilled quantity.
+
+    ``merge``, not ``replace``: ``replace`` overwrites the whole attribute, dropping
+    ``lead_time_to_ship_max_days`` and ``restock_date`` the seller set in Seller
+    Central; ``merge`` updates only the quantity of the channel named by the
+    selector ``fulfillment_channel_code`` (research brief §7).
+    """
     return {
-        "op": "replace",
+        "op": "merge",
         "path": QUANTITY_PATH,
         "value": [{"fulfillment_channel_code": channel_code, "quantity": quantity}],
     }

@@ -72,9 +72,13 @@ class AdminHandlers(SimState):
                 self.failing_skus = set(body["failingSkus"])
             for sku, quantity in (body.get("quantities") or {}).items():
                 self.set_quantity(sku, int(quantity))
+            for sku, entry in (body.get("availability") or {}).items():
+                fields = dict(entry)
+                self.set_quantity(sku, int(fields.pop("quantity")), **fields)
         return JSONResponse(
             {
                 "quantities": self.quantities,
+                "availability": {sku: self.availability(sku) for sku in self.quantities},
                 "failingSkus": sorted(self.failing_skus),
                 "updates": self.listing_updates,
             }

@@ -77,6 +77,14 @@ async def test_admin_http_api_round_trip(sim: AmazonSimulator, http: httpx.Async
 
     stock = await http.put("/_admin/stock", json={"failingSkus": ["X"], "quantities": {"MUG": 4}})
     assert stock.json()["failingSkus"] == ["X"] and stock.json()["quantities"] == {"MUG": 4}
+    lead = {"availability": {"MUG": {"quantity": 6, "lead_time_to_ship_max_days": 2}}}
+    assert (await http.put("/_admin/stock", json=lead)).json()["availability"] == {
+        "MUG": {
+            "fulfillment_channel_code": "DEFAULT",
+            "quantity": 6,
+            "lead_time_to_ship_max_days": 2,
+        }
+    }
     assert (await http.put("/_admin/participations", json={"Amazon.fr": False})).json()[
         "A13V1IB3VIYZZH"
     ] is False

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from engine.models import StockLevel
 from plugins.amazon.connector import AmazonConnector
+from plugins.amazon.sim_listings import Listing, apply_availability_patch
 from plugins.amazon.simulator import AmazonSimulator
 from tests.plugins.amazon.conftest import ConnectorFactory
 from tests.plugins.amazon.contract import RecordingTransport, listings_feed_errors
@@ -33,7 +35,7 @@ async def test_few_skus_are_patched_one_by_one(
         "productType": "PRODUCT",
         "patches": [
             {
-                "op": "replace",
+                "op": "merge",
                 "path": "/attributes/fulfillment_availability",
                 "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}],
             }
@@ -113,3 +115,39 @@ async def test_rejected_patch_request_keeps_amazons_code(
 async def test_nothing_to_push(connector: AmazonConnector, sim: AmazonSimulator) -> None:
     assert await connector.push_stock([]) == []
     assert sim.calls == {}
+
+
+async def test_a_quantity_update_keeps_the_other_availability_fields(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    """Lead time and restock date set in Seller Central survive, by patch and by feed."""
+    extra = {"lead_time_to_ship_max_days": 4, "restock_date": "2026-03-01"}
+    skus = [f"SKU-{n}" for n in range(4)]
+    for sku in skus:
+        sim.set_quantity(sku, 1, **extra)
+    patched = make_connector(stock_batch_threshold=10)
+    fed = make_connector(stock_batch_threshold=0)
+
+    assert all(r.ok for r in await patched.push_stock(levels(SKU_0=7, SKU_1=8)))
+    assert all(r.ok for r in await fed.push_stock(levels(SKU_2=9, SKU_3=0)))
+
+    assert sim.calls["patchListingsItem"] == 2 and sim.calls["createFeed"] == 1
+    for sku, quantity in zip(skus, (7, 8, 9, 0), strict=True):
+        assert sim.availability(sku) == {
+            "fulfillment_channel_code": "DEFAULT",
+            "quantity": quantity,
+            **extra,
+        }
+
+
+def test_simulator_replace_drops_the_other_fields_as_amazon_does() -> None:
+    """The simulator tells merge from replace, so the test above can fail."""
+    listing = Listing("SKU", datetime.now(UTC), datetime.now(UTC))
+    listing.availability["DEFAULT"] = {
+        "fulfillment_channel_code": "DEFAULT",
+        "quantity": 1,
+        "lead_time_to_ship_max_days": 4,
+    }
+    value = [{"fulfillment_channel_code": "DEFAULT", "quantity": 2}]
+    assert apply_availability_patch(listing, {"op": "replace", "value": value}) is None
+    assert listing.availability["DEFAULT"] == value[0]
