@@ -43,7 +43,11 @@ class ShopifySimHarness:
         return {ENV_ACCESS_TOKEN: self.sim.access_token}
 
     def counters(self) -> dict[str, int]:
-        return {"requests": self.sim.api.requests, "throttled": self.sim.limiter.throttled}
+        return {
+            "requests": self.sim.api.requests,
+            "throttled": self.sim.limiter.throttled,
+            "notifications": len(self.sim.notifications()),
+        }
 
     def add_product(self, sku: str, quantity: int, price: Decimal = Decimal("19.99")) -> None:
         self.sim.add_product(sku, quantity=quantity, price=price, title=f"Product {sku}")

@@ -200,6 +200,16 @@ class ShopifySimulator:
         with self.state.lock:
             return self.state.count_by_source()
 
+    def notifications(self) -> list[dict[str, Any]]:
+        """Customer e-mails the shop would have sent: ``{kind, order, to, at}``.
+
+        ``kind`` is ``order_confirmation`` (``orderCreate`` with ``sendReceipt``),
+        ``shipping_confirmation`` (``sendFulfillmentReceipt``) or ``order_cancelled``
+        (``orderCancel`` with ``notifyCustomer``).
+        """
+        with self.state.lock:
+            return [dict(n) for n in self.state.notifications]
+
     def set_available_points(self, points: float) -> None:
         """Set the cost bucket's level (e.g. 0 to force ``THROTTLED``)."""
         self.limiter.set_available(points)
@@ -223,6 +233,7 @@ class ShopifySimulator:
             "orders": len(self.state.orders),
             "variants": len(self.state.variants),
             "tokens_issued": len(self.issued),
+            "notifications": len(self.state.notifications),
             "faults": self.faults.describe(),
         }
 

@@ -415,7 +415,12 @@ class GraphQLAPI:
         ) -> dict[str, Any]:  # noqa: N803
             try:
                 s.cancel_order(
-                    orderId, reason=reason, restock=restock, refund=refund, staff_note=staffNote
+                    orderId,
+                    reason=reason,
+                    restock=restock,
+                    refund=refund,
+                    staff_note=staffNote,
+                    notify_customer=bool(notifyCustomer),
                 )
             except UserError as exc:
                 found = errors(exc)

@@ -88,6 +88,8 @@ class ShopState:
         """Lower-cased ``sourceIdentifier`` → order ids (the simulator's search index)."""
         self.fulfillments: dict[int, Fulfillment] = {}
         self.bulk_operations: dict[int, BulkOperation] = {}
+        self.notifications: list[dict[str, Any]] = []
+        """Customer e-mails the shop would have sent (receipts, shipping and cancel notices)."""
         self.next_order_number = 1001
 
     # --- basics -------------------------------------------------------------------------
@@ -300,6 +302,10 @@ class ShopState:
             self._claim_inventory(order, options.get("inventoryBehaviour") or "BYPASS")
             self.next_order_number += 1
             self.orders[order.id] = order
+            if options.get("sendReceipt"):
+                self.notify("order_confirmation", order)
+            if options.get("sendFulfillmentReceipt"):
+                self.notify("shipping_confirmation", order)
             if order.source_identifier:
                 key = order.source_identifier.lower()
                 self.orders_by_source.setdefault(key, []).append(order.id)
@@ -490,6 +496,12 @@ class ShopState:
             {"inventoryBehaviour": "DECREMENT_IGNORING_POLICY"},
         )
 
+    def notify(self, kind: str, order: Order) -> None:
+        """Record a customer notification (sent whenever asked; Shopify needs an address)."""
+        self.notifications.append(
+            {"kind": kind, "order": order.name, "to": order.email, "at": iso(self.now())}
+        )
+
     def order(self, ref: str | int) -> Order:
         number = parse_gid(ref, "Order")
         if number is None or number not in self.orders:
@@ -504,6 +516,7 @@ class ShopState:
         restock: bool = False,
         refund: bool = False,
         staff_note: str | None = None,
+        notify_customer: bool = False,
     ) -> Order:
         with self.lock:
             try:
@@ -534,6 +547,8 @@ class ShopState:
                 if restock:
                     level.available += open_quantity
                 level.updated_at = now
+            if notify_customer:
+                self.notify("order_cancelled", order)
             return order
 
     def fulfil(

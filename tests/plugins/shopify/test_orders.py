@@ -90,6 +90,7 @@ async def test_tax_inclusive_eur_order(
     assert Decimal(created["totals"]["total"]) == order.total.amount
     assert created["financial_status"] == "PAID"
     assert ref.number == created["name"]
+    assert sim.notifications() == []  # the buyer has an e-mail address, yet gets no receipt
 
 
 async def test_tax_exclusive_usd_order_with_promotion(
@@ -181,6 +182,7 @@ async def test_cancel_is_idempotent_without_restock(
     assert variables["restock"] is False
     assert variables["notifyCustomer"] is False
     assert sim.stock("SKU-1") == {"available": 8, "committed": 0, "on_hand": 8}
+    assert sim.notifications() == []
     found = await connector.find_order(order.marketplace_order_id)
     assert found is not None and found.cancelled
 
@@ -301,6 +303,47 @@ async def test_create_orders_sends_ten_per_request(
     assert len({r.id for r in results}) == 12
     for order in orders:
         assert sim.count_orders(order.marketplace_order_id) == 1
+    sent = []
+    for batch in batches:
+        variables = batch.body["variables"]
+        assert variables["options"] == {
+            "inventoryBehaviour": "DECREMENT_IGNORING_POLICY",
+            "sendReceipt": False,
+            "sendFulfillmentReceipt": False,
+        }
+        sent += [variables[f"o{n}"] for n in range(len(variables) - 1)]
+    assert [p["sourceIdentifier"] for p in sent] == [o.marketplace_order_id for o in orders]
+    for payload in sent:
+        assert payload["sourceName"] == "ordersync"
+        assert payload["tags"] == ["ordersync", "amazon"]
+        assert (payload["currency"], payload["taxesIncluded"]) == ("EUR", True)
+        assert payload["financialStatus"] == "PAID"
+        assert payload["transactions"][0]["amountSet"]["shopMoney"]["amount"] == "49.97"
+        assert [(li["variantId"], li["quantity"]) for li in payload["lineItems"]] == [
+            (catalog["SKU-1"]["variant_id"], 2),
+            (catalog["SKU-2"]["variant_id"], 1),
+        ]
+    # Amazon already sold the units: stock is claimed even below zero, and nobody is mailed.
+    assert sim.stock("SKU-1") == {"available": 10 - 24, "committed": 24, "on_hand": 10}
+    assert sim.stock("SKU-2") == {"available": 5 - 12, "committed": 12, "on_hand": 5}
+    assert sim.notifications() == []
+
+
+async def test_create_orders_follow_the_inventory_setting(
+    make_connector: ConnectorFactory,
+    sim: ShopifySimulator,
+    catalog: dict,
+    recorder: RecordingTransport,
+) -> None:
+    connector = make_connector(inventory_behaviour="BYPASS")
+    refs = await connector.resolve_products("sku", ["SKU-1", "SKU-2"])
+
+    results = await connector.create_orders([(o, refs) for o in _numbered(2)])
+
+    assert all(isinstance(r, ShopOrderRef) for r in results)
+    options = recorder.graphql("OrdersyncOrderCreateBatch")[0].body["variables"]["options"]
+    assert options["inventoryBehaviour"] == "BYPASS"
+    assert sim.stock("SKU-1") == {"available": 10, "committed": 0, "on_hand": 10}
 
 
 async def test_create_orders_fails_only_the_rejected_order(

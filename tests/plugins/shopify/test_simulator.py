@@ -276,3 +276,33 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     )
     assert served["port"] == 8102 and served["host"] == "127.0.0.1"
     assert "http://127.0.0.1:8102" in capsys.readouterr().out
+
+
+async def test_customer_notifications_are_recorded(
+    http: httpx.AsyncClient, sim: ShopifySimulator
+) -> None:
+    """What the "no e-mail to the buyer" assertions rely on: asked-for mails are recorded."""
+    variant = sim.add_product("MAIL-1", quantity=3)["variant_id"]
+    create = (
+        "mutation C($o: OrderCreateOrderInput!, $opt: OrderCreateOptionsInput) {"
+        " orderCreate(order: $o, options: $opt) { order { id name } userErrors { message } } }"
+    )
+    order = {"email": "buyer@example.com", "lineItems": [{"variantId": variant, "quantity": 1}]}
+    quiet = await _gql(http, create, {"o": order, "opt": {"sendReceipt": False}})
+    loud = await _gql(
+        http, create, {"o": order, "opt": {"sendReceipt": True, "sendFulfillmentReceipt": True}}
+    )
+    cancel = (
+        "mutation X($id: ID!) { orderCancel(orderId: $id, reason: OTHER, refund: false,"
+        " restock: false, notifyCustomer: true) { orderCancelUserErrors { message } } }"
+    )
+    await _gql(http, cancel, {"id": quiet["data"]["orderCreate"]["order"]["id"]})
+
+    names = (quiet, loud)
+    first, second = (a["data"]["orderCreate"]["order"]["name"] for a in names)
+    assert [(n["kind"], n["order"], n["to"]) for n in sim.notifications()] == [
+        ("order_confirmation", second, "buyer@example.com"),
+        ("shipping_confirmation", second, "buyer@example.com"),
+        ("order_cancelled", first, "buyer@example.com"),
+    ]
+    assert (await http.get("/_admin/state")).json()["notifications"] == 3
