@@ -426,18 +426,20 @@ class AmazonConnector(MarketplaceConnector):
         except (ValueError, SyntaxError) as exc:  # a cut or garbled download: read it again
             raise _unreadable_report(feed, exc) from None
         errors = parsed.errors_by_message()
+        whole = _feed_level_failure(feed, parsed, errors.get(0), len(items))
         out: dict[str, ItemResult] = {}
         for number, item in enumerate(items, start=1):
             error = errors.get(number)
-            if error is None and status == "DONE":
-                out[item.order_id] = ItemResult(key=item.order_id, ok=True)
+            if error is not None:
+                code, message = error.message_code, error.description
+            elif whole is not None:
+                code, message = whole
+            elif status != "DONE":
+                code, message = status, f"feed {status}"
             else:
-                out[item.order_id] = ItemResult(
-                    key=item.order_id,
-                    ok=False,
-                    code=(error.message_code if error else status),
-                    message=(error.description if error else f"feed {status}"),
-                )
+                out[item.order_id] = ItemResult(key=item.order_id, ok=True)
+                continue
+            out[item.order_id] = ItemResult(key=item.order_id, ok=False, code=code, message=message)
         return out
 
     # -- stock ----------------------------------------------------------------
@@ -618,6 +620,28 @@ def _in_window(raw: dict[str, Any], since: datetime, end: datetime) -> bool:
     except (KeyError, ValueError):
         return True
     return since <= updated < end
+
+
+def _feed_level_failure(
+    feed: dict[str, Any],
+    report: feeds.XmlProcessingReport,
+    error: feeds.XmlResult | None,
+    sent: int,
+) -> tuple[str | None, str] | None:
+    """Why a report does not vouch for its messages, if it does not.
+
+    A ``Result`` with ``MessageID`` 0 is about the whole document (unparsable, wrong
+    merchant); fewer ``MessagesProcessed`` than messages sent leaves the others
+    unaccounted for. Either way an order without its own error is not known to be
+    cancelled.
+    """
+    if error is not None:
+        return error.message_code, f"feed {feed.get('feedId')} rejected: {error.description}"
+    if report.processed < sent:
+        return "MessagesNotProcessed", (
+            f"feed {feed.get('feedId')} processed {report.processed} of {sent} messages"
+        )
+    return None
 
 
 def _unreadable_report(feed: dict[str, Any], exc: Exception) -> BadResponseError:

@@ -75,6 +75,10 @@ def process_acknowledgements(sim: SimState, feed_id: str, content: bytes) -> byt
     if root.tag != "AmazonEnvelope" or root.findtext("MessageType") != "OrderAcknowledgement":
         error = _Result(0, "5000", "expected an AmazonEnvelope of MessageType OrderAcknowledgement")
         return _report_xml(sim, feed_id, 0, [error])
+    merchant = (root.findtext("Header/MerchantIdentifier") or "").strip()
+    if merchant != sim.seller_id:
+        error = _Result(0, "5000", f"MerchantIdentifier {merchant!r} is not this seller")
+        return _report_xml(sim, feed_id, 0, [error])
     messages = root.findall("Message")
     results = [r for r in (_acknowledge(sim, m) for m in messages) if r is not None]
     return _report_xml(sim, feed_id, len(messages), results)

@@ -146,6 +146,65 @@ async def test_feed_that_never_finishes_is_retriable(make_connector: ConnectorFa
     assert stuck.order(order_id)["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
 
 
+@pytest.mark.parametrize("broken", ["wrong merchant", "unparsable"])
+async def test_a_feed_rejected_as_a_whole_fails_every_order(
+    sim: AmazonSimulator,
+    make_connector: ConnectorFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    broken: str,
+) -> None:
+    """A report whose only error has MessageID 0 cancels nothing: no order is ok."""
+    if broken == "unparsable":
+        monkeypatch.setattr(feeds, "cancel_feed_xml", lambda seller, items: b"<AmazonEnvelope><")
+    connector = make_connector(
+        seller_id="A-DIFFERENT-SELLER" if broken == "wrong merchant" else sim.seller_id
+    )
+    ids = [sim.create_order({"A": 1})["orderId"], sim.create_order({"B": 1})["orderId"]]
+
+    results = await connector.cancel_orders(
+        [CancelRequest(marketplace_order_id=i, reason="NoInventory") for i in ids]
+    )
+
+    assert sim.calls["createFeed"] == 1
+    assert [(r.key, r.ok) for r in results] == [(ids[0], False), (ids[1], False)]
+    expected = "is not this seller" if broken == "wrong merchant" else "XML Parsing Fatal Error"
+    assert all(r.code in ("5000", "5001") and expected in (r.message or "") for r in results)
+    assert [sim.order(i)["fulfillment"]["fulfillmentStatus"] for i in ids] == ["UNSHIPPED"] * 2
+
+
+def _report(processed: int, results: str = "") -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<AmazonEnvelope><Header><DocumentVersion>1.02</DocumentVersion></Header>
+  <MessageType>ProcessingReport</MessageType>
+  <Message><MessageID>1</MessageID><ProcessingReport><StatusCode>Complete</StatusCode>
+    <ProcessingSummary><MessagesProcessed>{processed}</MessagesProcessed></ProcessingSummary>
+    {results}
+  </ProcessingReport></Message></AmazonEnvelope>""".encode()
+
+
+def test_fewer_messages_processed_than_sent_fails_the_unaccounted_orders(
+    connector: AmazonConnector,
+) -> None:
+    items = [feeds.CancelItem(f"order-{n}", ("1",), "NoInventory") for n in (1, 2, 3)]
+    own_error = (
+        "<Result><MessageID>2</MessageID><ResultCode>Error</ResultCode>"
+        "<ResultMessageCode>18054</ResultMessageCode>"
+        "<ResultDescription>shipped</ResultDescription></Result>"
+    )
+    feed = {"feedId": "42", "processingStatus": "DONE"}
+
+    results = connector._cancel_results(items, feed, _report(2, own_error))  # noqa: SLF001
+
+    assert [(k, r.ok, r.code) for k, r in results.items()] == [
+        ("order-1", False, "MessagesNotProcessed"),
+        ("order-2", False, "18054"),
+        ("order-3", False, "MessagesNotProcessed"),
+    ]
+    assert results["order-1"].message == "feed 42 processed 2 of 3 messages"
+    complete = connector._cancel_results(items, feed, _report(3, own_error))  # noqa: SLF001
+    assert [r.ok for r in complete.values()] == [True, False, True]
+
+
 def test_processing_report_parser_reads_errors_and_ignores_warnings() -> None:
     report = b"""<?xml version="1.0" encoding="UTF-8"?>
 <AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
