@@ -29,6 +29,7 @@ from engine.models import (
     OrderLine,
     OrderStatus,
     ProductRef,
+    RejectedChange,
     RejectedOrder,
     Shipment,
     ShipmentLine,
@@ -64,7 +65,9 @@ class World:
     stock: dict[str, int] = field(default_factory=dict)
     stock_changed: dict[str, datetime] = field(default_factory=dict)
     shop_orders: list[ShopOrder] = field(default_factory=list)
-    shop_events: list[tuple[datetime, Shipment | Cancellation]] = field(default_factory=list)
+    shop_events: list[tuple[datetime, Shipment | Cancellation | RejectedChange]] = field(
+        default_factory=list
+    )
     confirmations: list[tuple[str, str, str]] = field(
         default_factory=list
     )  # order, shipment, carrier
@@ -78,6 +81,9 @@ class World:
     page_size: int = 3
     unreadable: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
+    lists_quantities: bool = True
+    """``FakeMarketplace.listed_quantities`` reads ``amazon_stock``; ``False``: it returns
+    ``None``, like a marketplace that cannot tell."""
 
     def point(self, name: str) -> None:
         self.calls.append(name)
@@ -179,6 +185,19 @@ class World:
         self.shop_events.append((self.now, shipment))
         return shipment
 
+    def unreadable_in_shop(
+        self, kind: str, key: str, order_id: str | None, message: str
+    ) -> RejectedChange:
+        """A shop record the shop plugin cannot read (``ShopChanges.rejected``)."""
+        rejected = RejectedChange(
+            kind=kind,
+            key=key,
+            marketplace_order_id=order_id,
+            message=message,
+        )
+        self.shop_events.append((self.now, rejected))
+        return rejected
+
     def cancel_in_shop(self, order_id: str) -> None:
         shop_order = self.shop_order_for(order_id)[0]
         shop_order.cancelled = True
@@ -278,6 +297,11 @@ class FakeMarketplace(MarketplaceConnector):
             results.append(ItemResult(key=level.sku, ok=True))
         return results
 
+    async def listed_quantities(self, skus: Sequence[str]) -> dict[str, int] | None:
+        if not self.world.lists_quantities:
+            return None
+        return {s: self.world.amazon_stock[s] for s in skus if s in self.world.amazon_stock}
+
 
 class FakeShop(ShopConnector):
     settings_model = FakeSettings
@@ -348,6 +372,7 @@ class FakeShop(ShopConnector):
         return ShopChanges(
             shipments=tuple(e for _, e in events if isinstance(e, Shipment)),
             cancellations=tuple(e for _, e in events if isinstance(e, Cancellation)),
+            rejected=tuple(e for _, e in events if isinstance(e, RejectedChange)),
             cursor=str(end),
             has_more=end < len(self.world.shop_events),
         )
