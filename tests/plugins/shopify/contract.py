@@ -296,3 +296,48 @@ class ResponseChecker:
             return
         assert node.selection_set is not None
         self.object(type_, node.selection_set, value, path)
+
+
+def _connection_nodes(
+    checker: ResponseChecker, parent: Any, selection_set: SelectionSetNode
+) -> tuple[Any, SelectionSetNode] | None:
+    """The node type and selections of the first connection selected under ``parent``."""
+    for node in checker.fields(parent, selection_set, getattr(parent, "name", None)):
+        definition = parent.fields.get(node.name.value)
+        if definition is None or node.selection_set is None:
+            continue
+        named = get_named_type(definition.type)
+        if not isinstance(named, GraphQLObjectType):
+            continue
+        if named.name.endswith("Connection"):
+            for part in checker.fields(named, node.selection_set, named.name):
+                if part.name.value == "nodes" and part.selection_set:
+                    return get_named_type(named.fields["nodes"].type), part.selection_set
+                if part.name.value == "edges" and part.selection_set:
+                    edge = get_named_type(named.fields["edges"].type)
+                    for inner in checker.fields(edge, part.selection_set, edge.name):
+                        if inner.name.value == "node" and inner.selection_set:
+                            return get_named_type(edge.fields["node"].type), inner.selection_set
+        found = _connection_nodes(checker, named, node.selection_set)
+        if found is not None:
+            return found
+    return None
+
+
+def bulk_row_problems(document: DocumentNode, rows: list[dict[str, Any]]) -> list[str]:
+    """JSONL rows of a bulk query checked against its connection's node selections.
+
+    Bulk operations write one row per node of the outermost connection (and rows
+    with ``__parentId`` for nested connections, which our queries do not have).
+    """
+    checker = ResponseChecker(document, None)
+    found = _connection_nodes(checker, checker.schema.query_type, checker.op.selection_set)
+    if found is None:
+        return ["the bulk query selects no connection"]
+    node_type, selection_set = found
+    for index, row in enumerate(rows):
+        if "__parentId" in row:
+            checker.problems.append(f"row {index}: a nested-connection row was not expected")
+            continue
+        checker.object(node_type, selection_set, row, f"row {index}")
+    return checker.problems
