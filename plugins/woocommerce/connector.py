@@ -457,9 +457,14 @@ class WooCommerceConnector(ShopConnector):
             return
         if status in self.settings.shipped_statuses:
             raise _shipped(ref, str(status))
-        await self.client.call(
-            "PUT", f"orders/{ref.id}", operation="cancel_order", json=self._cancel_body()
-        )
+        try:
+            await self.client.call(
+                "PUT", f"orders/{ref.id}", operation="cancel_order", json=self._cancel_body()
+            )
+        except FatalAPIError as exc:
+            if exc.code != ORDER_INVALID_ID:
+                raise
+            self.log.info("shop order %s was deleted meanwhile; nothing to cancel", ref.id)
 
     def _cancel_body(self) -> dict[str, Any]:
         return {

@@ -183,9 +183,11 @@ class WooCommerceSimulator:
             enabled=rate_limits,
         )
         self.faults = FaultInjector(seed=seed)
+        self.rest_app = self._build_app()
+        """The routes alone (no rate limit, no faults): what tests enumerate."""
         self.app = FaultMiddleware(
             RateLimitMiddleware(
-                self._build_app(),
+                self.rest_app,
                 self.limiter,
                 classify=self._classify,
                 throttled_response=self._throttled,
@@ -1122,8 +1124,8 @@ class WooCommerceSimulator:
 
     def _h_product_update(self, request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
         pid = request.path_params["pid"]
-        if pid not in self.products:
-            raise ApiError(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+        if pid not in self.products:  # WC's update_item answers 400 (get_item 404)
+            raise ApiError(400, "woocommerce_rest_product_invalid_id", "Invalid ID.")
         self._apply_product(self.products[pid], body)
         return _copy(self.products[pid])
 
@@ -1211,7 +1213,7 @@ class WooCommerceSimulator:
 
     def _order_or_404(self, oid: int, status: int = 404) -> dict[str, Any]:
         order = self.orders.get(oid)
-        if order is None:  # 404 on its own route, 400 inside a batch (as WC answers)
+        if order is None:  # 404 to a read, 400 to an update (WC's get_item / update_item)
             raise ApiError(status, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
         return order
 
@@ -1222,7 +1224,8 @@ class WooCommerceSimulator:
         return JSONResponse(_copy(self._create_order(body)), status_code=201)
 
     def _h_order_update(self, request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _copy(self._update_order(self._order_or_404(request.path_params["oid"]), body))
+        order = self._order_or_404(request.path_params["oid"], status=400)  # as update_item
+        return _copy(self._update_order(order, body))
 
     def _h_orders_batch(self, request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
         def update(data: Mapping[str, Any]) -> dict[str, Any]:

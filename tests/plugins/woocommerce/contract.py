@@ -333,12 +333,14 @@ def error_schema() -> dict[str, Any]:
 
 
 def response_validator(method: str, path: str, status: int) -> Any:
-    """A (cached) validator for the documented schema of an answer, or ``None`` when the
-    copied docs have no example for it (``system_status``)."""
+    """A (cached) validator for the documented schema of an answer, or ``None`` when
+    neither the copied docs nor ``extra-routes.json`` describe it."""
     if status >= 400:
         return _validator("error", False)
     if re.fullmatch(r"/wc/v3/orders/\d+/fulfillments", path):
         return _validator("fulfillments", True)
+    if f"{method} {path}" in json.loads(_read("extra-routes.json"))["responses"]:
+        return _validator(f"{method} {path}", False)
     routes = [
         (r"/wc/v3/(orders|products)/batch", "batch"),
         (r"/wc/v3/orders(/\d+)?", "order"),
@@ -362,6 +364,8 @@ def _validator(kind: str, is_list: bool) -> Any:
         schema = error_schema()
     elif kind == "fulfillments":
         schema = next(iter(json.loads(_read("extra-routes.json"))["routes"].values()))["response"]
+    elif " " in kind:  # "METHOD path": a minimal schema of ours
+        schema = json.loads(_read("extra-routes.json"))["responses"][kind]
     elif kind.startswith("batch-"):
         item = resource_schema("order" if kind == "batch-orders" else "product")
         error = {

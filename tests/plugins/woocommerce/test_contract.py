@@ -1,6 +1,8 @@
 """Everything the connector sends keeps to the documented API; everything the simulator
 answers has the documented shape. Captured through a wrapping transport while the
-connector goes through all of its operations."""
+connector goes through all of its operations, then a sweep of documented requests the
+connector never sends (every simulator route and method), then refusals: a bad key or
+secret (401), bad parameters and bodies (400), an oversized batch (413), throttling (429)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,18 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from starlette.routing import Route
 
 from engine.models import ShopOrderRef
-from plugins.woocommerce.simulator import WooCommerceSimulator
+from engine.testing.ratelimit import Limit
+from plugins.woocommerce.simulator import (
+    DEFAULT_KEY,
+    DEFAULT_SECRET,
+    NS,
+    WooCommerceSimulator,
+)
 from tests.plugins.woocommerce import contract
-from tests.plugins.woocommerce.conftest import connector, make_order
+from tests.plugins.woocommerce.conftest import STORE, connector, make_order
 
 
 class Recorder(httpx.AsyncBaseTransport):
@@ -23,7 +32,10 @@ class Recorder(httpx.AsyncBaseTransport):
         self.exchanges: list[tuple[httpx.Request, Any, httpx.Response]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
+        try:
+            body = json.loads(request.content) if request.content else None
+        except ValueError:
+            body = request.content  # a deliberately broken body
         response = await self.inner.handle_async_request(request)
         content = await response.aread()
         self.exchanges.append((request, body, response))
@@ -108,12 +120,113 @@ def store() -> WooCommerceSimulator:
     return sim
 
 
+UPDATE_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _client(recorder: Recorder, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET) -> Any:
+    return httpx.AsyncClient(
+        transport=recorder, base_url=f"{STORE}/wp-json/wc/v3", auth=(key, secret)
+    )
+
+
+async def _sweep(sim: WooCommerceSimulator, recorder: Recorder) -> None:
+    """Documented requests the connector never sends, so every route the simulator serves
+    (every method) has its answers checked too: product create, update and batch, single
+    variations, order updates by POST/PATCH and batch updates by PUT/PATCH."""
+    async with _client(recorder) as http:
+        made = await http.post(
+            "/products",
+            json={
+                "name": "Sweep mug",
+                "type": "simple",
+                "sku": "SWEEP-1",
+                "regular_price": "5.00",
+                "manage_stock": True,
+                "stock_quantity": 3,
+                "meta_data": [{"key": "_alg_ean", "value": "4006381333962"}],
+            },
+        )
+        pid = made.json()["id"]
+        for n, method in enumerate(UPDATE_METHODS):
+            await http.request(method, f"/products/{pid}", json={"stock_quantity": 4 + n})
+        for n, method in enumerate(UPDATE_METHODS):
+            await http.request(
+                method,
+                "/products/batch",
+                json={
+                    "create": [{"name": f"Batch {n}", "sku": f"SWEEP-B{n}", "regular_price": "1"}],
+                    "update": [{"id": pid, "regular_price": f"6.0{n}"}],
+                    "delete": [],
+                },
+            )
+        batch_made = await http.post("/products/batch", json={"create": [{"name": "Gone"}]})
+        await http.post("/products/batch", json={"delete": [batch_made.json()["create"][0]["id"]]})
+        shirt = next(p for p in sim.products.values() if p["sku"] == "SHIRT")
+        vid = shirt["variations"][0]
+        await http.get(f"/products/{shirt['id']}/variations/{vid}")
+        for n, method in enumerate(UPDATE_METHODS):
+            await http.request(
+                method, f"/products/{shirt['id']}/variations/{vid}", json={"stock_quantity": 7 + n}
+            )
+        oid = max(sim.orders)
+        for method in ("POST", "PATCH"):
+            await http.request(method, f"/orders/{oid}", json={"customer_note": method})
+        for method in ("PUT", "PATCH"):
+            await http.request(
+                method, "/orders/batch", json={"update": [{"id": oid, "customer_note": method}]}
+            )
+
+
+async def _bad_requests(sim: WooCommerceSimulator, recorder: Recorder) -> None:
+    """Requests the simulator must refuse with WordPress's error object: a wrong key or
+    secret and no credentials (401), a bad parameter or body (400), unknown ids (400 in a
+    batch, 404 on their route), an oversized batch (413)."""
+    async with _client(recorder, key="ck_wrong") as http:
+        await http.get("/orders")
+    async with _client(recorder, secret="cs_wrong") as http:
+        await http.get("/products")
+    async with httpx.AsyncClient(transport=recorder, base_url=f"{STORE}/wp-json/wc/v3") as anon:
+        await anon.post("/orders", json={})
+    async with _client(recorder) as http:
+        await http.get("/orders", params={"status": "shipped"})
+        await http.get("/products", params={"orderby": "modified"})
+        await http.get("/orders", params={"per_page": 500})
+        await http.post("/orders", json={"currency": "XXX"})
+        await http.post(
+            "/orders", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        await http.post("/orders/batch", json={"update": [{"id": 987654, "status": "cancelled"}]})
+        await http.get("/products/987654/variations/1")
+        await http.put("/products/987654", json={"name": "x"})
+        await http.post("/orders/batch", json={"delete": list(range(1, 102))})
+
+
+async def _throttled(recorder_for: Any) -> list[tuple[httpx.Request, Any, httpx.Response]]:
+    """A store with rate limits on: requests until one is throttled (429)."""
+    sim = WooCommerceSimulator(rate_limit=Limit(rate=0.001, burst=2))
+    recorder = recorder_for(sim)
+    async with _client(recorder) as http:
+        for _ in range(5):
+            if (await http.get("/orders")).status_code == 429:
+                break
+    return [e for e in recorder.exchanges if e[2].status_code == 429]
+
+
 @pytest.fixture
 async def exchanges(store: WooCommerceSimulator) -> list[tuple[httpx.Request, Any, httpx.Response]]:
+    """What the connector sends in all its operations, then the simulator-only sweep."""
     recorder = Recorder(store.transport())
     await _exercise(store, recorder, "1")
     await _exercise(store, recorder, "2", tracking_source="fulfillments", tax_handling="amazon")
+    await _sweep(store, recorder)
     return recorder.exchanges
+
+
+@pytest.fixture
+async def refused(store: WooCommerceSimulator) -> list[tuple[httpx.Request, Any, httpx.Response]]:
+    recorder = Recorder(store.transport())
+    await _bad_requests(store, recorder)
+    return recorder.exchanges + await _throttled(lambda sim: Recorder(sim.transport()))
 
 
 def _path(request: httpx.Request) -> str:
@@ -137,25 +250,105 @@ async def test_every_request_uses_documented_routes_args_and_properties(exchange
 
 
 async def test_every_answer_has_the_documented_shape(exchanges: list) -> None:
-    checked = {"order": 0, "product": 0, "variation": 0, "error": 0}
+    checked = {"order": 0, "product": 0, "variation": 0, "batch": 0, "status": 0, "error": 0}
     for request, _, response in exchanges:
-        validator = contract.response_validator(
-            request.method, _path(request), response.status_code
-        )
-        if validator is None:
-            assert _path(request) == "/wc/v3/system_status"
-            continue
-        validator.validate(response.json())
         path = _path(request)
+        validator = contract.response_validator(request.method, path, response.status_code)
+        assert validator is not None, f"no documented shape for {request.method} {path}"
+        validator.validate(response.json())
         kind = (
             "error"
             if response.status_code >= 400
+            else "batch"
+            if path.endswith("/batch")
+            else "status"
+            if path.endswith("/system_status")
             else "variation"
             if "/variations" in path
             else ("order" if "/orders" in path else "product")
         )
         checked[kind] += 1
     assert all(checked.values()), checked
+
+
+def _rest_routes(sim: WooCommerceSimulator) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in sim.rest_app.routes
+        if isinstance(route, Route) and route.path.startswith(NS)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+
+
+def _route_of(sim: WooCommerceSimulator, request: httpx.Request) -> tuple[str, str] | None:
+    for route in sim.rest_app.routes:
+        if (
+            isinstance(route, Route)
+            and request.method in (route.methods or ())
+            and route.path_regex.fullmatch(request.url.path)
+        ):
+            return request.method, route.path
+    return None
+
+
+async def test_every_simulator_route_is_exercised_with_a_checked_answer(
+    store: WooCommerceSimulator, exchanges: list
+) -> None:
+    """A route added to the simulator without a documented route and an exercised,
+    validated answer fails here."""
+    served = {_route_of(store, r) for r, _, response in exchanges if response.status_code < 400}
+    assert _rest_routes(store) - served == set()
+    for method, route in _rest_routes(store):
+        path = route.replace("{pid:int}", "1").replace("{vid:int}", "2").replace("{oid:int}", "3")
+        assert contract.find_endpoint(method, path.removeprefix("/wp-json")), (method, route)
+
+
+async def test_refusals_are_wordpress_error_objects(refused: list) -> None:
+    """Each refusal: the documented error object (``code``, ``message``, ``data.status``
+    equal to the HTTP status), or, inside a batch, that object per failed item."""
+    statuses: dict[int, set[str]] = {}
+    for request, _, response in refused:
+        path = _path(request)
+        body = response.json()
+        contract.response_validator(request.method, path, response.status_code).validate(body)
+        if path.endswith("/batch") and response.status_code == 200:
+            [item] = body["update"]
+            assert item["id"] == 987654  # WooCommerce echoes the id of a failed update
+            errors = [item["error"]]
+        else:
+            errors = [body]
+        for error in errors:
+            contract.response_validator(request.method, path, 400).validate(error)
+            status = error["data"]["status"]
+            assert response.status_code in (200, status)
+            statuses.setdefault(status, set()).add(error["code"])
+    assert statuses == {
+        400: {
+            "rest_invalid_param",
+            "rest_invalid_json",
+            "woocommerce_rest_shop_order_invalid_id",
+            "woocommerce_rest_product_invalid_id",
+        },
+        401: {"woocommerce_rest_authentication_error", "woocommerce_rest_cannot_create"},
+        404: {
+            "woocommerce_rest_product_variation_invalid_id",
+        },
+        413: {"woocommerce_rest_request_entity_too_large"},
+        429: {"rest_too_many_requests"},
+    }
+    throttled = next(resp for _, _, resp in refused if resp.status_code == 429)
+    assert int(throttled.headers["retry-after"]) >= 1
+
+
+async def test_the_bad_parameters_are_strays_to_the_checker_too(refused: list) -> None:
+    """What the simulator refuses as a bad parameter, the documented contract refuses."""
+    for request, body, response in refused:
+        if response.status_code == 400 and response.json()["code"] == "rest_invalid_param":
+            query = list(request.url.params.multi_items())
+            if request.url.params.get("per_page") == "500":
+                continue  # per_page's maximum (100) is WordPress's, not in the copied index
+            assert contract.check_request(request.method, _path(request), query, body), request.url
 
 
 def test_query_string_auth_is_documented() -> None:

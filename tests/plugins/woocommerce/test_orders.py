@@ -398,6 +398,22 @@ async def test_batch_cancel_of_an_order_deleted_meanwhile_is_done(
     assert [sim.get_order(int(r.id))["status"] for r, _ in items[1:]] == ["cancelled"] * 2
 
 
+async def test_cancel_of_an_order_deleted_between_read_and_write_is_done(
+    woo: WooCommerceConnector, sim: WooCommerceSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [(ref, order)] = (await _three_orders(woo, "5"))[:1]
+    lookup = sim._order_or_404
+
+    def deleted_before_the_write(oid: int, status: int = 404) -> dict[str, Any]:
+        if status == 400:  # the update: a shop manager deleted it after our read
+            sim.orders.pop(int(ref.id), None)
+        return lookup(oid, status)
+
+    monkeypatch.setattr(sim, "_order_or_404", deleted_before_the_write)
+    await woo.cancel_order(ref, order)  # WooCommerce's 400 invalid id: nothing left to do
+    assert int(ref.id) not in sim.orders
+
+
 async def test_batch_cancel_that_fails_as_a_whole_fails_each_order_to_cancel(
     woo: WooCommerceConnector, sim: WooCommerceSimulator
 ) -> None:
