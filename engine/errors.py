@@ -20,6 +20,8 @@ class FailureReason(StrEnum):
     UNKNOWN_SKU = "unknown_sku"
     INVALID_ADDRESS = "invalid_address"
     INVALID_ORDER = "invalid_order"
+    INVALID_SHOP_DATA = "invalid_shop_data"
+    """A shipment or cancellation the shop reported cannot be read or is absurd."""
     SHOP_REJECTED = "shop_rejected"
     MARKETPLACE_REJECTED = "marketplace_rejected"
     BAD_RESPONSE = "bad_response"

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from engine.errors import APIError, FailureReason, FatalAPIError, ItemError, RetriableAPIError
+from engine.errors import APIError, FailureReason, ItemError, RetriableAPIError
 from engine.state import Intent, IntentState, OrderState
 from engine.sync.context import FlowReport, SyncContext
 
 T = TypeVar("T")
+Side = Literal["marketplace", "shop"]
+REJECTED_BY: dict[Side, FailureReason] = {
+    "marketplace": FailureReason.MARKETPLACE_REJECTED,
+    "shop": FailureReason.SHOP_REJECTED,
+}
+"""The reason a platform's refusal is recorded with, by the side that refused."""
 
 CONCURRENCY = 4
 """External writes of one flow run in flight at once. Each item is still one
@@ -56,8 +62,13 @@ def fail_item(
     *,
     order_id: str | None = None,
     intent: Intent | None = None,
+    notify: bool = True,
 ) -> None:
-    """Record a typed, retryable failure and tell notifier plugins."""
+    """Record a typed, retryable failure and tell notifier plugins.
+
+    Inside an outer transaction pass ``notify=False`` and call
+    :func:`notify_failed` once it is committed.
+    """
     reason_value = reason.value if isinstance(reason, FailureReason) else reason
     with ctx.store.transaction():
         ctx.store.record_failure(ctx.cid, kind, key, reason_value, message)
@@ -75,22 +86,32 @@ def fail_item(
             ctx.store.log(
                 ctx.cid, order_id, "local", f"{kind} failed", f"{reason_value}: {message}"
             )
-    ctx.log.warning("%s %s %s failed: %s: %s", ctx.cid, kind, key, reason_value, message)
-    ctx.hooks.item_failed(
-        connection_id=ctx.cid, kind=kind, key=key, reason=reason_value, message=message
-    )
+    if notify:
+        notify_failed(ctx, kind, key, reason_value, message)
 
 
-def classify(exc: Exception) -> tuple[bool, FailureReason, str]:
-    """``(retriable, reason, message)`` for an exception raised by a connector."""
+def notify_failed(ctx: SyncContext, kind: str, key: str, reason: str, message: str) -> None:
+    """Log a recorded failure and call the ``item_failed`` hook."""
+    ctx.log.warning("%s %s %s failed: %s: %s", ctx.cid, kind, key, reason, message)
+    ctx.hooks.item_failed(connection_id=ctx.cid, kind=kind, key=key, reason=reason, message=message)
+
+
+def classify(exc: Exception, side: Side | None = None) -> tuple[bool, FailureReason, str]:
+    """``(retriable, reason, message)`` for an exception raised by a connector.
+
+    With ``side`` (the platform that was called), a refusal is recorded as that
+    side's: ``marketplace_rejected`` for a marketplace write, ``shop_rejected``
+    for a shop write (:class:`FatalAPIError` alone cannot tell them apart).
+    """
     if isinstance(exc, ItemError):
         return False, exc.reason, exc.message
     if isinstance(exc, RetriableAPIError):
         return True, exc.reason, str(exc)
-    if isinstance(exc, FatalAPIError):
-        return False, exc.reason, str(exc)
-    if isinstance(exc, APIError):
-        return False, exc.reason, str(exc)
+    if isinstance(exc, APIError):  # FatalAPIError, AuthError, a plain APIError
+        reason = exc.reason
+        if side is not None and reason in (FailureReason.SHOP_REJECTED, FailureReason.UNAVAILABLE):
+            reason = REJECTED_BY[side]
+        return False, reason, str(exc)
     return False, FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}"
 
 

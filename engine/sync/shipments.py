@@ -1,24 +1,41 @@
 """Shipments and cancellations, shop → marketplace.
 
-Shop events are read page by page since the shop cursor; each page's intents
-and the new cursor are committed in one transaction. Intents are then executed:
-an earlier attempt is reconciled by asking the marketplace first.
+Shop events are read page by page since the shop cursor; each page's intents,
+its rejected records (typed failures) and the new cursor are committed in one
+transaction. A shipment with an absurd field (a 10 MB tracking number) is
+rejected here even if the shop plugin let it through. Intents are then
+executed: an earlier attempt is reconciled by asking the marketplace first.
 """
 
 from __future__ import annotations
 
 from engine.errors import FailureReason, LeaseLost
-from engine.models import Cancellation, CancelRequest, Order, OrderStatus, Shipment
+from engine.models import (
+    Cancellation,
+    CancelRequest,
+    Order,
+    OrderStatus,
+    RejectedChange,
+    Shipment,
+)
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderState
 from engine.sync.carriers import map_carrier
 from engine.sync.context import FlowReport, SyncContext
-from engine.sync.intents import classify, fail_item, retry_later, run_concurrently
+from engine.sync.intents import classify, fail_item, notify_failed, retry_later, run_concurrently
 
 FLOW = "shipments"
 IN_SHOP_OR_UNCONFIRMED = IN_SHOP | {OrderState.IMPORT_INTENDED}
 """Orders whose shop changes are recorded: an import whose answer was lost may already
 be in the shop, shipped or cancelled there."""
 CANCEL_BATCH = 100
+MAX_TEXT = 255
+"""Longest shipment id, carrier, tracking number, method or line SKU sent to a marketplace."""
+MAX_LINES = 1000
+MAX_MESSAGE = 1000
+"""A failure message or key from a shop plugin is clipped to this (never the whole field)."""
+
+Notice = tuple[str, str, str, str]
+"""``(kind, key, reason, message)`` of a failure to announce once its page is committed."""
 
 
 async def run_shipments(ctx: SyncContext) -> FlowReport:
@@ -36,16 +53,81 @@ async def read_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
     cursor = store.get_cursor(cid, FLOW)
     while not ctx.stop.is_set():
         page = await ctx.shop.changes_since(cursor)
+        notices: list[Notice] = []
         with store.transaction():
             ctx.fence()
             for shipment in page.shipments:
-                _record_shipment(ctx, shipment, report)
+                _record_shipment(ctx, shipment, report, notices)
             for cancellation in page.cancellations:
                 _record_cancellation(ctx, cancellation, report)
+            for rejected in page.rejected:
+                _record_rejected(ctx, rejected, report, notices)
             store.set_cursor(cid, FLOW, page.cursor)
+        for notice in notices:
+            notify_failed(ctx, *notice)
         cursor = page.cursor
         if not page.has_more:
             break
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text):,} characters)"
+
+
+def absurd_field(shipment: Shipment) -> str | None:
+    """What makes a shop shipment unfit to send to the marketplace, if anything."""
+    for name in ("shipment_id", "shop_order_id", "carrier", "tracking_number", "shipping_method"):
+        value = getattr(shipment, name)
+        if value is not None and len(value) > MAX_TEXT:
+            return f"{name} is {len(value):,} characters long (at most {MAX_TEXT})"
+    if len(shipment.lines) > MAX_LINES:
+        return f"{len(shipment.lines):,} lines (at most {MAX_LINES})"
+    for line in shipment.lines:
+        for name, value in (("SKU", line.sku), ("line id", line.line_id)):
+            if value is not None and len(value) > MAX_TEXT:
+                return f"a line's {name} is {len(value):,} characters long (at most {MAX_TEXT})"
+    return None
+
+
+def _reject(
+    ctx: SyncContext,
+    kind: str,
+    key: str,
+    order_id: str | None,
+    message: str,
+    notices: list[Notice],
+) -> bool:
+    """Record an unusable shop record as a typed failure, once; ``False`` if it already was
+    (a shop's change feed may return a record again)."""
+    key, message = clip(key, MAX_TEXT), clip(message)
+    exists = ctx.store.db.execute(
+        "SELECT 1 FROM failures WHERE connection_id = ? AND kind = ? AND key = ?",
+        [ctx.cid, kind, key],
+    ).fetchone()
+    if exists:
+        return False
+    reason = FailureReason.INVALID_SHOP_DATA
+    fail_item(ctx, kind, key, reason, message, order_id=order_id, notify=False)
+    notices.append((kind, key, reason.value, message))
+    return True
+
+
+def _record_rejected(
+    ctx: SyncContext, rejected: RejectedChange, report: FlowReport, notices: list[Notice]
+) -> None:
+    """A shipment or cancellation the shop plugin could not read: a typed failure.
+
+    Like a readable record, it is ignored when it names an order ordersync never
+    imported; one naming no order at all is recorded (it might be ours).
+    """
+    oid = rejected.marketplace_order_id
+    if oid is not None and ctx.store.order_state(ctx.cid, oid) is None:
+        ctx.log.debug("%s: ignored unreadable shop %s %s", ctx.cid, rejected.kind, rejected.key)
+        return
+    where = f"order {oid}: " if oid else ""
+    message = f"{where}shop {rejected.kind} {clip(rejected.key, MAX_TEXT)}: {rejected.message}"
+    if _reject(ctx, rejected.kind, rejected.key, oid, message, notices):
+        report.add("rejected shop records")
 
 
 def in_marketplace_terms(ctx: SyncContext, shipment: Shipment, order: Order) -> Shipment:
@@ -74,11 +156,19 @@ def in_marketplace_terms(ctx: SyncContext, shipment: Shipment, order: Order) -> 
     return shipment.model_copy(update={"lines": tuple(lines)})
 
 
-def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -> None:
+def _record_shipment(
+    ctx: SyncContext, shipment: Shipment, report: FlowReport, notices: list[Notice]
+) -> None:
     store, cid, oid = ctx.store, ctx.cid, shipment.marketplace_order_id
     record = store.get_order(cid, oid)
     if record is None or record.state not in IN_SHOP_OR_UNCONFIRMED:
         return  # not an order ordersync imported
+    problem = absurd_field(shipment)
+    if problem is not None:
+        message = f"order {oid}: shop shipment {clip(shipment.shipment_id, MAX_TEXT)}: {problem}"
+        if _reject(ctx, "shipment", shipment.shipment_id, oid, message, notices):
+            report.add("rejected shop records")
+        return
     shipment = in_marketplace_terms(ctx, shipment, record.order)
     if store.add_intent(
         cid,
@@ -87,6 +177,7 @@ def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -
         oid,
         shipment.model_dump(mode="json"),
     ):
+        store.clear_failure(cid, "shipment", shipment.shipment_id)  # an unreadable earlier copy
         carrier = shipment.carrier or "no carrier"
         store.log(
             cid,
@@ -168,15 +259,10 @@ async def _confirm_one(
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001
-        retriable, reason, message = classify(exc)
+        retriable, reason, message = classify(exc, "marketplace")
         if retriable:
             retry_later(ctx, intent, report, exc)
         else:
-            reason = (
-                FailureReason.MARKETPLACE_REJECTED
-                if reason is FailureReason.SHOP_REJECTED
-                else reason
-            )
             fail_item(
                 ctx,
                 "shipment",
@@ -263,7 +349,7 @@ async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
         except LeaseLost:
             raise
         except Exception as exc:  # noqa: BLE001
-            retriable, reason, message = classify(exc)
+            retriable, reason, message = classify(exc, "marketplace")
             for intent in batch:
                 if retriable:
                     retry_later(ctx, intent, report, exc)

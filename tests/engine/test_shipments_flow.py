@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine import hookimpl
 from engine.errors import FatalAPIError, RetriableAPIError
 from engine.models import OrderStatus
 from engine.state import IntentKind, IntentState, OrderState
@@ -91,10 +92,33 @@ async def test_rejected_cancellation_is_a_typed_failure(make_engine, world):
     await engine.run_flow("c1", "shipments")
     intent = engine.store.intent("c1", IntentKind.CANCEL_ON_MARKETPLACE, "A-1")
     assert intent.state is IntentState.FAILED
-    assert (
-        engine.store.failures("c1")[0]["reason"] == "shop_rejected"
-        or engine.store.failures("c1")[0]["kind"] == "cancellation"
+    [failure] = engine.store.failures("c1")
+    assert (failure["kind"], failure["key"], failure["reason"]) == (
+        "cancellation",
+        "A-1",
+        "marketplace_rejected",
     )
+    assert "order already shipped" in failure["message"]
+
+
+async def test_rejected_confirmation_is_a_marketplace_failure(make_engine, world):
+    engine = await imported(make_engine, world, "A-1")
+    world.ship("A-1")
+    world.fail_next["mkt.confirm.before"] = FatalAPIError(
+        "invalid carrier", platform="fake", operation="confirm", status=400, code="InvalidInput"
+    )
+    await engine.run_flow("c1", "shipments")
+    intent = engine.store.intent("c1", IntentKind.CONFIRM_SHIPMENT, "F-1")
+    assert intent.state is IntentState.FAILED
+    [failure] = engine.store.failures("c1")
+    assert (failure["kind"], failure["key"], failure["reason"]) == (
+        "shipment",
+        "F-1",
+        "marketplace_rejected",
+    )
+    engine.store.retry_failed("c1")
+    await engine.run_flow("c1", "shipments")
+    assert [c[1] for c in world.confirmations] == ["F-1"]
 
 
 async def test_shipment_of_unknown_order_is_ignored(make_engine, world):
@@ -181,4 +205,77 @@ async def test_shop_skus_are_translated_back_to_marketplace_skus(make_engine, wo
     intent = engine.store.intent("c1", IntentKind.CONFIRM_SHIPMENT, "EAN-SHIP")
     lines = [(line["sku"], line["line_id"]) for line in intent.payload["lines"]]
     assert lines == [("SKU-1", "A-1-0"), ("SKU-2", "A-1-1")]
+    assert engine.store.get_order("c1", "A-1").state is OrderState.SHIPPED
+
+
+class FailureRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    @hookimpl
+    def item_failed(self, connection_id, kind, key, reason, message):  # noqa: ANN001, ANN201
+        self.calls.append((kind, key, reason))
+
+
+async def test_unreadable_shop_records_fail_alone_and_the_cursor_moves(
+    make_engine, world, fake_plugins
+):
+    recorder = FailureRecorder()
+    fake_plugins.pm.register(recorder)
+    engine = await imported(make_engine, world, "A-1", "A-2", "A-3")
+    world.unreadable_in_shop("shipment", "F-BAD", "A-1", "fulfilment F-BAD: quantity -2")
+    world.ship("A-2")
+    world.unreadable_in_shop("cancellation", "S9", None, "order S9: cancelled_at 'yesterday'")
+    world.unreadable_in_shop("shipment", "F-ELSE", "WEB-7", "a web-shop order, not ours")
+    world.ship("A-3")  # on the next page (three records a page)
+    report = await engine.run_flow("c1", "shipments")
+    assert sorted(c[0] for c in world.confirmations) == ["A-2", "A-3"]
+    assert report.counts["rejected shop records"] == 2
+    failures = {(f["kind"], f["key"]): f for f in engine.store.failures("c1")}
+    assert sorted(failures) == [("cancellation", "S9"), ("shipment", "F-BAD")]
+    bad = failures[("shipment", "F-BAD")]
+    assert bad["reason"] == "invalid_shop_data"
+    assert "order A-1" in bad["message"] and "quantity -2" in bad["message"]
+    assert failures[("cancellation", "S9")]["reason"] == "invalid_shop_data"
+    assert recorder.calls == [
+        ("shipment", "F-BAD", "invalid_shop_data"),
+        ("cancellation", "S9", "invalid_shop_data"),
+    ]
+    # `orders show A-1` lists it in the order's log.
+    log = engine.store.order_log("c1", "A-1")[-1]
+    assert log["action"] == "shipment failed" and "quantity -2" in log["detail"]
+    assert engine.store.get_cursor("c1", "shipments") == str(len(world.shop_events))
+    # Read again (a shop's look-back): recorded and announced once.
+    engine.store.set_cursor("c1", "shipments", "0")
+    await engine.run_flow("c1", "shipments")
+    assert [f["attempts"] for f in engine.store.failures("c1")] == [1, 1]
+    assert len(recorder.calls) == 2
+    assert sorted(c[0] for c in world.confirmations) == ["A-2", "A-3"]
+
+
+async def test_absurd_shipment_fields_never_reach_the_marketplace(make_engine, world):
+    engine = await imported(make_engine, world, "A-1", "A-2")
+    world.ship("A-1", tracking="T" * 10_000_000)
+    world.ship("A-2", tracking="TRK-OK")
+    report = await engine.run_flow("c1", "shipments")
+    assert world.confirmations == [("A-2", "F-2", "DHL")]
+    assert report.counts["rejected shop records"] == 1
+    [failure] = engine.store.failures("c1")
+    assert (failure["kind"], failure["key"], failure["reason"]) == (
+        "shipment",
+        "F-1",
+        "invalid_shop_data",
+    )
+    assert "tracking_number is 10,000,000 characters long" in failure["message"]
+    assert engine.store.intent("c1", IntentKind.CONFIRM_SHIPMENT, "F-1") is None
+    stored = engine.store.db.execute(
+        "SELECT (SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox)"
+        " + (SELECT SUM(LENGTH(detail)) FROM order_log)"
+        " + (SELECT SUM(LENGTH(message)) FROM failures)"
+    ).fetchone()[0]
+    assert stored < 20_000
+    # The merchant fixes the tracking number: a new fulfilment, confirmed.
+    world.ship("A-1", tracking="00340434")
+    await engine.run_flow("c1", "shipments")
+    assert [c[1] for c in world.confirmations] == ["F-2", "F-3"]
     assert engine.store.get_order("c1", "A-1").state is OrderState.SHIPPED
