@@ -158,6 +158,11 @@ class ShopifySimulator:
         )
         return gid("Fulfillment", fulfillment.id)
 
+    def cancel_fulfillment(self, fulfillment_id: str) -> dict[str, Any]:
+        """Cancel a fulfilment (its units become unfulfilled again); returns the order."""
+        fulfillment = self.state.cancel_fulfillment(fulfillment_id)
+        return self.get_order(gid("Order", fulfillment.order_id))
+
     def cancel(
         self, order_id: str, *, reason: str = "OTHER", restock: bool = False
     ) -> dict[str, Any]:
@@ -268,6 +273,7 @@ class ShopifySimulator:
           tracking_company, tracking_number, tracking_url}`` → ``{fulfillment_id}``;
           without ``lines`` everything left ships; partial fulfilments allowed.
         - ``POST /_admin/orders/{id}/cancel`` ``{reason, restock}`` → the order.
+        - ``POST /_admin/fulfillments/{id}/cancel`` → the order (the fulfilment ``CANCELLED``).
         - ``POST /_admin/throttle`` ``{available, maximum, restore_rate}`` → throttle status.
         - ``POST /_admin/clock`` ``{advance: seconds}`` → ``{now}``.
 
@@ -285,6 +291,11 @@ class ShopifySimulator:
             Route("/_admin/orders/count", self._admin_count, methods=["GET"]),
             Route("/_admin/orders/{order_id}/fulfillments", self._admin_fulfil, methods=["POST"]),
             Route("/_admin/orders/{order_id}/cancel", self._admin_cancel, methods=["POST"]),
+            Route(
+                "/_admin/fulfillments/{fulfillment_id}/cancel",
+                self._admin_cancel_fulfillment,
+                methods=["POST"],
+            ),
             Route("/_admin/throttle", self._admin_throttle, methods=["POST"]),
             Route("/_admin/clock", self._admin_clock, methods=["POST"]),
         ]
@@ -434,6 +445,15 @@ class ShopifySimulator:
         except KeyError as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
         except Exception as exc:  # noqa: BLE001 - UserError and friends become a 400
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(order)
+
+    async def _admin_cancel_fulfillment(self, request: Request) -> Response:
+        try:
+            order = self.cancel_fulfillment(request.path_params["fulfillment_id"])
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(order)
 

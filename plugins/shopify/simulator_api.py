@@ -32,6 +32,7 @@ from plugins.shopify.simulator_schema import (
     load_schema,
     type_resolver,
 )
+from plugins.shopify.simulator_search import words
 from plugins.shopify.simulator_state import ShopState
 
 THROTTLE_DOCS = "https://shopify.dev/api/usage/rate-limits"
@@ -299,12 +300,12 @@ class GraphQLAPI:
             text = (query or "").strip()
             if _SOURCE_ONLY.fullmatch(text) is None:
                 return None
-            values = _SOURCE_TERMS.findall(text)
-            if any(v.endswith("*") for v in values):
-                return None
             ids: set[int] = set()
-            for value in values:
-                ids.update(s.orders_by_source.get(re.sub(r"\\(.)", r"\1", value).lower(), ()))
+            for value in _SOURCE_TERMS.findall(text):
+                parts = words(re.sub(r"\\(.)", r"\1", value))
+                if value.endswith("*") or not parts:
+                    return None
+                ids.update(s.source_words.starting_with(parts[0]))
             return [s.orders[i] for i in sorted(ids)]
 
         def count(

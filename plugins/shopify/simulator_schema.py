@@ -37,7 +37,7 @@ from plugins.shopify.simulator_records import (
     iso,
     parse_gid,
 )
-from plugins.shopify.simulator_search import compile_query
+from plugins.shopify.simulator_search import Tokenized, compile_query
 from plugins.shopify.simulator_state import ShopState
 
 SCHEMA_FILE = "admin_schema_2025-01.json.gz"
@@ -364,8 +364,8 @@ class Views:
     def variant_fields(self) -> dict[str, Callable[[Variant], Any]]:
         s = self.state
         return {
-            "sku": lambda v: v.sku,
-            "barcode": lambda v: v.barcode,
+            "sku": Tokenized(lambda v: v.sku),
+            "barcode": Tokenized(lambda v: v.barcode),
             "id": lambda v: v.id,
             "product_id": lambda v: v.product_id,
             "title": lambda v: v.title,
@@ -380,7 +380,7 @@ class Views:
     def item_fields(self) -> dict[str, Callable[[InventoryItem], Any]]:
         s = self.state
         return {
-            "sku": lambda i: s.variants[i.variant_id].sku,
+            "sku": Tokenized(lambda i: s.variants[i.variant_id].sku),
             "id": lambda i: i.id,
             "updated_at": lambda i: i.updated_at,
             "created_at": lambda i: i.created_at,
@@ -390,7 +390,7 @@ class Views:
 
     def order_fields(self) -> dict[str, Callable[[Order], Any]]:
         return {
-            "source_identifier": lambda o: o.source_identifier,
+            "source_identifier": Tokenized(lambda o: o.source_identifier),
             "source_name": lambda o: o.source_name,
             "tag": lambda o: o.tags,
             "tag_not": lambda o: None,
@@ -410,7 +410,7 @@ class Views:
                 "PARTIALLY_FULFILLED": ["partial"],
                 "FULFILLED": ["shipped", "fulfilled"],
             }[o.fulfillment_status],
-            "sku": lambda o: [li.sku for li in o.line_items],
+            "sku": Tokenized(lambda o: [li.sku for li in o.line_items]),
             "test": lambda o: o.test,
         }
 

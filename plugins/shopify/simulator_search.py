@@ -4,10 +4,18 @@ Supports ``field:value``, comparators ``:>``, ``:>=``, ``:<``, ``:<=``, quoted
 values with backslash escapes, a trailing ``*`` for prefix matches, ``AND``
 (also implicit), ``OR``, ``NOT`` / ``-term`` and parentheses. Unknown fields
 match everything, as Shopify ignores invalid search fields.
+
+Fields wrapped in :class:`Tokenized` (SKUs, barcodes, source identifiers) match
+the way Shopify's search index does, loosely: the value is split into words
+and each word of the query only has to start a word of the value, in order.
+``sku:"ABC-1"`` finds ``ABC-1`` and ``ABC-10``; ``source_identifier:"028-1-1"``
+finds ``028-1-12``. Clients must keep only the exact matches themselves.
 """
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +23,59 @@ from typing import Any
 
 Accessor = Callable[[Any], Any]
 Predicate = Callable[[Any], bool]
+_WORD_BREAK = re.compile(r"[^0-9a-z]+")
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words Shopify's index keeps of a value (``"ABC-10"`` → abc, 10)."""
+    return [w for w in _WORD_BREAK.split(text.lower()) if w]
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """An accessor whose ``field:value`` terms match by word prefixes (see the module)."""
+
+    get: Accessor
+
+    def __call__(self, obj: Any) -> Any:
+        return self.get(obj)
+
+
+class WordIndex:
+    """Record ids by the words of a value; finds those with a word starting with a prefix."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[str, int]] = []
+
+    def add(self, text: str, ident: int) -> None:
+        for word in set(words(text)):
+            bisect.insort(self._entries, (word, ident))
+
+    def starting_with(self, prefix: str) -> set[int]:
+        found: set[int] = set()
+        index = bisect.bisect_left(self._entries, (prefix, -1))
+        while index < len(self._entries) and self._entries[index][0].startswith(prefix):
+            found.add(self._entries[index][1])
+            index += 1
+        return found
+
+
+def token_match(actual: Any, wanted: str) -> bool:
+    """Whether each word of ``wanted`` starts a word of ``actual``, in a row."""
+    if actual is None:
+        return False
+    if isinstance(actual, list | tuple | set):
+        return any(token_match(a, wanted) for a in actual)
+    text = str(actual)
+    if wanted.endswith("*"):
+        return text.lower().startswith(wanted[:-1].lower())
+    query, found = words(wanted), words(text)
+    if not query:
+        return text.lower() == wanted.lower()
+    return any(
+        all(found[start + k].startswith(part) for k, part in enumerate(query))
+        for start in range(len(found) - len(query) + 1)
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +236,8 @@ class _Parser:
         accessor = self.fields.get(term.field)
         if accessor is None:
             return lambda obj: True
+        if isinstance(accessor, Tokenized) and term.op == "=":
+            return lambda obj: token_match(accessor(obj), term.value)
         return lambda obj: _compare(accessor(obj), term.op, term.value)
 
 

@@ -38,6 +38,7 @@ from plugins.shopify.simulator_records import (
     iso,
     parse_gid,
 )
+from plugins.shopify.simulator_search import WordIndex
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -84,8 +85,8 @@ class ShopState:
         self.items: dict[int, InventoryItem] = {}
         self.levels: dict[tuple[int, int], InventoryLevel] = {}
         self.orders: dict[int, Order] = {}
-        self.orders_by_source: dict[str, list[int]] = {}
-        """Lower-cased ``sourceIdentifier`` → order ids (the simulator's search index)."""
+        self.source_words = WordIndex()
+        """Order ids by the words of their ``sourceIdentifier`` (the search index)."""
         self.fulfillments: dict[int, Fulfillment] = {}
         self.bulk_operations: dict[int, BulkOperation] = {}
         self.notifications: list[dict[str, Any]] = []
@@ -307,8 +308,7 @@ class ShopState:
             if options.get("sendFulfillmentReceipt"):
                 self.notify("shipping_confirmation", order)
             if order.source_identifier:
-                key = order.source_identifier.lower()
-                self.orders_by_source.setdefault(key, []).append(order.id)
+                self.source_words.add(order.source_identifier, order.id)
             return order
 
     def _tax(
@@ -621,6 +621,30 @@ class ShopState:
             self.fulfillments[fulfillment.id] = fulfillment
             order.fulfillment_ids.append(fulfillment.id)
             order.updated_at = now
+            return fulfillment
+
+    def cancel_fulfillment(self, ref: str | int) -> Fulfillment:
+        """Cancel a fulfilment as the merchant would: its units are unshipped again."""
+        with self.lock:
+            fulfillment = self.fulfillments.get(parse_gid(ref, "Fulfillment") or -1)
+            if fulfillment is None:
+                raise KeyError(f"no fulfillment {ref!r}")
+            if fulfillment.status != "SUCCESS":
+                raise ValueError(f"fulfillment {fulfillment.name} is {fulfillment.status}")
+            now = self.now()
+            order = self.orders[fulfillment.order_id]
+            lines = {li.id: li for li in order.line_items}
+            for shipped in fulfillment.lines:
+                line = lines[shipped.line_item_id]
+                line.fulfilled -= shipped.quantity
+                if line.claimed_location_id is not None and line.variant_id in self.variants:
+                    level = self.levels[
+                        (self.variants[line.variant_id].inventory_item_id, line.claimed_location_id)
+                    ]
+                    level.committed += shipped.quantity
+                    level.updated_at = now
+            fulfillment.status = "CANCELLED"
+            fulfillment.updated_at = order.updated_at = now
             return fulfillment
 
     # --- reports for tests --------------------------------------------------------------

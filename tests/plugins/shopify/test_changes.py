@@ -238,3 +238,23 @@ async def test_lookback_window_does_not_report_twice(
 
     shipments, cancellations, _, _ = await _drain(connector, cursor)
     assert shipments == [] and cancellations == []
+
+
+async def test_cancelled_fulfilments_are_not_shipments(
+    connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict
+) -> None:
+    """Only successful fulfilments are reported, before or after they were read."""
+    ref = await _create(connector, eur_order())
+    cursor = (await connector.changes_since(None)).cursor
+    sim.advance(5)
+    wrong = sim.fulfil(ref.id, {"SKU-1": 2}, tracking_company="DHL", tracking_number="WRONG")
+    sim.cancel_fulfillment(wrong)
+    right = sim.fulfil(ref.id, {"SKU-1": 2}, tracking_company="DHL", tracking_number="RIGHT")
+    shipments, _, cursor, _ = await _drain(connector, cursor)
+    assert [s.shipment_id for s in shipments] == [right]
+
+    sim.advance(5)
+    sim.cancel_fulfillment(right)  # a reported fulfilment cancelled later: not a new shipment
+    shipments, cancellations, _, _ = await _drain(connector, cursor)
+    assert shipments == [] and cancellations == []
+    assert sim.get_order(ref.id)["fulfillment_status"] == "UNFULFILLED"

@@ -158,10 +158,15 @@ async def test_find_order_is_the_idempotency_check(
 
 
 async def test_find_order_ignores_similar_identifiers(
-    connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict
+    connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict, recorder: RecordingTransport
 ) -> None:
     sim.add_order({"SKU-2": 1}, source_identifier="028-1111111-11111112")
     assert await connector.find_order("028-1111111-1111111") is None
+    assert await connector.find_order_refs(["028-1111111-1111111"]) == {}
+    # Shopify's search is loose: the near miss came back and the connector dropped it.
+    for operation in ("OrdersyncFindOrder", "OrdersyncFindOrders"):
+        nodes = recorder.graphql(operation)[0].response["data"]["orders"]["nodes"]
+        assert [n["sourceIdentifier"] for n in nodes] == ["028-1111111-11111112"]
 
 
 async def test_cancel_is_idempotent_without_restock(

@@ -21,10 +21,26 @@ async def test_by_sku_leaves_unknown_out(connector: ShopifyConnector, catalog: d
 
 
 async def test_sku_search_must_match_exactly(
-    connector: ShopifyConnector, sim: ShopifySimulator
+    connector: ShopifyConnector, sim: ShopifySimulator, recorder: RecordingTransport
 ) -> None:
     sim.add_product("ABC-10")
+    sim.add_product("XL ABC-1")
     assert await connector.resolve_products("sku", ["ABC-1"]) == {}
+    # Shopify's search is loose: both near misses came back and were dropped.
+    nodes = recorder.graphql("OrdersyncVariantsSearch")[0].response["data"]["productVariants"]
+    assert sorted(n["sku"] for n in nodes["nodes"]) == ["ABC-10", "XL ABC-1"]
+
+    exact = sim.add_product("ABC-1")["variant_id"]
+    assert {
+        k: r.variant_id for k, r in (await connector.resolve_products("sku", ["ABC-1"])).items()
+    } == {"ABC-1": exact}
+
+
+async def test_barcode_search_must_match_exactly(
+    connector: ShopifyConnector, sim: ShopifySimulator
+) -> None:
+    sim.add_product("LONG", barcode="40063813339310")
+    assert await connector.resolve_products("barcode", ["4006381333931"]) == {}
 
 
 async def test_by_barcode(connector: ShopifyConnector, catalog: dict) -> None:

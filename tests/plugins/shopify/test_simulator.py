@@ -115,7 +115,7 @@ async def test_single_query_cost_limit(http: httpx.AsyncClient) -> None:
 
 
 async def test_throttled_when_the_bucket_is_empty() -> None:
-    sim = ShopifySimulator(time_scale=1.0)
+    sim = ShopifySimulator(time_scale=1.0, restore_rate=1.0)  # slow: a loaded CPU cannot refill it
     sim.set_available_points(5)
     async with httpx.AsyncClient(transport=sim.transport(), base_url="https://shop.test") as http:
         answer = await _gql(http, "{ locations(first: 5) { nodes { id } } }")
@@ -151,6 +151,31 @@ async def test_search_syntax(http: httpx.AsyncClient, sim: ShopifySimulator) -> 
     assert await skus("sku:A* AND NOT sku:A-2") == ["A-1"]
     assert await skus("-sku:A-1 (barcode:bar-A-2 OR barcode:bar-B-1)") == ["A-2", "B-1"]
     assert await skus("unknown_field:x sku:B-1") == ["B-1"]
+    sim.add_product("A-10")
+    sim.add_product("XL A-1 blue")
+    # Like Shopify's index: words of the query start words of the value, in a row.
+    assert await skus('sku:"A-1"') == ["A-1", "A-10", "XL A-1 blue"]
+    assert await skus("sku:A-1-red") == []
+    assert await skus("sku:a-1-blue") == ["XL A-1 blue"]
+    assert await skus("sku:A-1 blue") == ["XL A-1 blue"]  # and a bare word, in any field
+
+
+async def test_fulfilments_can_be_cancelled(http: httpx.AsyncClient, sim: ShopifySimulator) -> None:
+    sim.add_product("FUL-1", quantity=5)
+    order = sim.add_order({"FUL-1": 2})
+    shipped = sim.fulfil(order, {"FUL-1": 2})
+    assert sim.stock("FUL-1") == {"available": 3, "committed": 0, "on_hand": 3}
+
+    cancelled = await http.post(f"/_admin/fulfillments/{shipped.rsplit('/', 1)[-1]}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["fulfillments"][0]["status"] == "CANCELLED"
+    assert cancelled.json()["fulfillment_status"] == "UNFULFILLED"
+    assert sim.stock("FUL-1") == {"available": 3, "committed": 2, "on_hand": 5}
+    again = await http.post(f"/_admin/fulfillments/{shipped.rsplit('/', 1)[-1]}/cancel")
+    assert again.status_code == 400 and "CANCELLED" in again.json()["error"]
+    query = "query Q($id: ID!) { fulfillment(id: $id) { status } }"
+    answer = await _gql(http, query, {"id": shipped})
+    assert answer["data"]["fulfillment"]["status"] == "CANCELLED"
 
 
 async def test_admin_routes(http: httpx.AsyncClient, sim: ShopifySimulator) -> None:
