@@ -22,6 +22,8 @@ from engine.runner import Engine
 log = logging.getLogger("ordersync.scheduler")
 
 MISFIRE_GRACE_SECONDS = 15 * 60
+GRACE_SECONDS = 30.0
+"""On SIGTERM, how long running flows get to finish their current step."""
 MAX_SPREAD_SECONDS = 120.0
 """First runs of the connections are spread over the shortest interval, at most this long."""
 
@@ -85,25 +87,41 @@ def build_scheduler(engine: Engine, *, cycles: int | None = None) -> AsyncIOSche
 
 
 async def run_until_stopped(
-    engine: Engine, *, cycles: int | None = None, grace: float = 30.0
+    engine: Engine, *, cycles: int | None = None, grace: float = GRACE_SECONDS
 ) -> None:
-    """Run the schedule until ``engine.stop`` is set, then let running flows checkpoint.
+    """Run the schedule until ``engine.stop`` is set, then stop cleanly.
 
-    Flows check the stop event between orders and pages; anything still running
-    after ``grace`` seconds is cancelled (its intents are reconciled on restart).
+    Stopping: no job starts any more; the flows that are running (or waiting for
+    their connection) finish their current step and checkpoint, for up to
+    ``grace`` seconds; only then is the scheduler shut down (APScheduler's
+    asyncio executor cancels whatever is still running when it shuts down).
+    Anything still running after ``grace`` is cancelled; its committed intents
+    are reconciled at the next start.
     """
     scheduler = build_scheduler(engine, cycles=cycles)
     scheduler.start()
     try:
         await engine.stop.wait()
     finally:
+        engine.stop.set()
+        scheduler.pause()
+        scheduler.remove_all_jobs()
+        await finish_running(engine, grace)
         scheduler.shutdown(wait=False)
-        pending = {t for t in engine.tasks if not t.done()}
-        if pending:
-            log.info("waiting for %d running flow(s) to checkpoint", len(pending))
-            _, still = await asyncio.wait(pending, timeout=grace)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=5)
         await engine.aclose()
+
+
+async def finish_running(engine: Engine, grace: float) -> None:
+    """Wait up to ``grace`` seconds for the engine's flows; cancel the rest."""
+    pending = {t for t in engine.tasks if not t.done()}
+    if not pending:
+        return
+    log.info("stopping: waiting for %d running flow(s) to checkpoint", len(pending))
+    _, still = await asyncio.wait(pending, timeout=grace)
+    if still:
+        log.warning("stopping: cancelling %d flow(s) still running after %.0f s", len(still), grace)
+        for task in still:
+            task.cancel()
+        await asyncio.wait(still, timeout=5)
+    else:
+        log.info("stopping: every running flow has checkpointed")
