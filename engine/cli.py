@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from click_default_group import DefaultGroup
@@ -17,9 +18,11 @@ from rich.table import Table
 from engine import __version__
 from engine.app import App, config_path, open_app, run_daemon
 from engine.config import FLOWS, load_config
-from engine.errors import ConfigError, PluginLoadError
-from engine.plugins import Plugins, load_plugins
+from engine.errors import ConfigError, OrdersyncError, PluginLoadError
+from engine.plugins import Plugins, load_plugins, register_commands
 from engine.redact import GLOBAL_REDACTOR
+
+T = TypeVar("T")
 
 console = Console()
 CONFIG_HELP = "Config file (default: $ORDERSYNC_CONFIG or ./ordersync.toml)."
@@ -73,6 +76,16 @@ class _App:
         self._cm.__exit__(*exc)  # type: ignore[arg-type]
 
 
+def _run(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(go())``; an unknown id or an ordersync error becomes a clean exit 1."""
+    try:
+        return asyncio.run(go())
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    except OrdersyncError as exc:
+        raise click.ClickException(GLOBAL_REDACTOR(str(exc))) from None
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -108,7 +121,11 @@ def sync(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Synchronize now (the "Synchronize Orders" button)."""
+    """Synchronize now (the "Synchronize Orders" button).
+
+    Exits 2 if something failed, 3 if another process was syncing a connection
+    (its flows were skipped).
+    """
     with _App(ctx, config) as app:
         if dry_run:
             _dry_run(app, connection_id, flow, as_json)
@@ -121,18 +138,20 @@ def sync(
             finally:
                 await engine.aclose()
 
-        try:
-            reports = asyncio.run(go())
-        except KeyError as exc:
-            raise click.ClickException(str(exc.args[0])) from None
-        rows = [{"flow": r.flow, "counts": r.counts, "errors": r.errors} for r in reports]
+        reports = _run(go)
+        rows = [
+            {"flow": r.flow, "counts": r.counts, "errors": r.errors, "skipped": r.skipped}
+            for r in reports
+        ]
         if as_json:
             _echo_json(rows)
         else:
             for report in reports:
-                click.echo(GLOBAL_REDACTOR(report.summary()))
+                click.echo(GLOBAL_REDACTOR(report.summary()), err=report.skipped is not None)
         if any(r.errors for r in reports):
             sys.exit(2)
+        if any(r.skipped for r in reports):
+            sys.exit(3)
 
 
 def _dry_run(app: App, connection_id: str | None, flow: str | None, as_json: bool) -> None:
@@ -156,9 +175,7 @@ def _dry_run(app: App, connection_id: str | None, flow: str | None, as_json: boo
                 await engine.aclose()
 
         try:
-            asyncio.run(go())
-        except KeyError as exc:
-            raise click.ClickException(str(exc.args[0])) from None
+            _run(go)
         finally:
             store.close()
     if as_json:
@@ -255,10 +272,7 @@ def connections_test(
             finally:
                 await engine.aclose()
 
-        try:
-            results = asyncio.run(go())
-        except KeyError as exc:
-            raise click.ClickException(str(exc.args[0])) from None
+        results = _run(go)
         if as_json:
             _echo_json({role: r.model_dump() for role, r in results.items()})
         else:
@@ -432,10 +446,7 @@ def check(
             finally:
                 await engine.aclose()
 
-        try:
-            findings = asyncio.run(go())
-        except KeyError as exc:
-            raise click.ClickException(str(exc.args[0])) from None
+        findings = _run(go)
         if as_json:
             _echo_json([f.__dict__ for f in findings])
         elif findings:
@@ -482,12 +493,26 @@ def plugins(ctx: click.Context, config: str | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    default=None,
+    help="Not used: the demo writes its own config (WORKDIR/ordersync.toml) for the simulators.",
+)
 @click.option("--shop", default="shopify", show_default=True, help="Shop platform to simulate.")
 @click.option("--workdir", default=".demo", show_default=True, help="Where config and state go.")
 @click.pass_context
-def demo(ctx: click.Context, shop: str, workdir: str) -> None:
+def demo(ctx: click.Context, config: str | None, shop: str, workdir: str) -> None:
     """Run the real daemon end to end against the bundled simulators."""
     from engine.demo import run_demo
+
+    if config is not None:
+        raise click.UsageError(
+            "demo does not read a config: it writes its own (WORKDIR/ordersync.toml) pointing at "
+            "the simulators it starts, and wipes WORKDIR first. "
+            "Run your own config with `ordersync run -c FILE`."
+        )
 
     sys.exit(run_demo(_plugins(ctx), shop, Path(workdir)))
 
@@ -516,10 +541,10 @@ def main() -> None:
     """Entry point: load plugins once, let them add commands, run the CLI."""
     try:
         loaded = load_plugins()
+        register_commands(loaded, cli)
     except PluginLoadError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    loaded.pm.hook.register_commands(cli=cli)
     cli(obj={"plugins": loaded})
 
 

@@ -17,13 +17,16 @@ import os
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from engine import hookspecs
 from engine.errors import PluginLoadError
 from engine.registry import PlatformRegistry, PlatformSpec
+
+if TYPE_CHECKING:
+    import click
 
 ENTRY_POINT_GROUP = "ordersync.plugins"
 BUILTIN_PLUGINS = ("plugins.amazon", "plugins.shopify", "plugins.woocommerce", "plugins.magento")
@@ -43,6 +46,7 @@ class PluginInfo:
     name: str
     version: str | None
     module: str
+    distribution: str | None = None
 
 
 @dataclass
@@ -99,19 +103,49 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _fail(plugins: Plugins, name: str, dist: str | None, exc: BaseException) -> None:
-    message = f"{type(exc).__name__}: {exc}"
+def _fail(
+    plugins: Plugins, name: str, dist: str | None, exc: BaseException, *, step: str = ""
+) -> None:
+    message = f"{step}{': ' if step else ''}{type(exc).__name__}: {exc}"
     log.error('Error loading plugin "%s" (%s): %s', name, dist or "unknown distribution", message)
     plugins.errors.append(LoadError(name=name, distribution=dist, error=message))
     if _strict():
         raise PluginLoadError(f'Error loading plugin "{name}": {message}') from exc
 
 
-def _register_module(plugins: Plugins, name: str, module: ModuleType, version: str | None) -> None:
+def _register_module(
+    plugins: Plugins, name: str, module: ModuleType, version: str | None, dist: str | None = None
+) -> None:
     if plugins.pm.is_blocked(name) or plugins.pm.get_plugin(name) is not None:
         return
     plugins.pm.register(module, name=name)
-    plugins.infos[name] = PluginInfo(name=name, version=version, module=module.__name__)
+    plugins.infos[name] = PluginInfo(
+        name=name, version=version, module=module.__name__, distribution=dist
+    )
+
+
+def register_commands(plugins: Plugins, cli: click.Group) -> None:
+    """Let each plugin add its commands to ``cli``, one plugin at a time.
+
+    A plugin whose ``register_commands`` raises is reported (``ordersync plugins``
+    lists it) and its commands are left out; the rest of the CLI works.
+    ``ORDERSYNC_STRICT_PLUGINS=1`` makes it fatal (:class:`PluginLoadError`).
+    """
+    for impl in reversed(plugins.pm.hook.register_commands.get_hookimpls()):
+        before = dict(cli.commands)
+        try:
+            impl.function(*[{"cli": cli}[arg] for arg in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - one bad plugin must not break the CLI
+            cli.commands.clear()
+            cli.commands.update(before)  # nothing half-registered stays
+            info = plugins.infos.get(impl.plugin_name)
+            _fail(
+                plugins,
+                impl.plugin_name,
+                info.distribution if info else None,
+                exc,
+                step="register_commands",
+            )
 
 
 def load_plugins(
@@ -140,7 +174,7 @@ def load_plugins(
             version = ep.dist.version if ep.dist else None
             try:
                 module = ep.load()
-                _register_module(plugins, ep.name, module, version)
+                _register_module(plugins, ep.name, module, version, dist)
             except Exception as exc:  # noqa: BLE001 - one bad plugin must not stop the rest
                 _fail(plugins, ep.name, dist, exc)
 

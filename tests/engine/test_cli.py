@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from engine.cli import cli
+from engine.registry import PlatformSpec
+from engine.state import StateStore
+from tests.conftest import connection_data
+from tests.fakes import FakeSettings, FakeShop
 
 CONFIG = """
 state_path = "state.db"
@@ -166,7 +174,139 @@ def test_every_command_takes_a_config_option():
         ("check",),
         ("plugins",),
         ("config", "check"),
+        ("demo",),
     ]
     for path in commands:
         out = CliRunner().invoke(cli, [*path, "--help"]).stdout
         assert "-c, --config" in out, path
+
+
+# -- a connector that cannot be built, a busy connection -------------------------
+
+
+class BrokenShop(FakeShop):
+    def __init__(self, settings, context):  # noqa: ANN001
+        raise RuntimeError("api_version 1999-01 is not supported")
+
+
+@pytest.fixture
+def broken(fake_plugins, tmp_path, world):
+    fake_plugins.registry.register(
+        PlatformSpec(
+            name="brokenshop", role="shop", connector=BrokenShop, settings_model=FakeSettings
+        ),
+        plugin="test",
+    )
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            state_path = "state.db"
+
+            [[connections]]
+            id = "de"
+            default_shipping_service = "Other"
+            cancellation_reason = "NoInventory"
+            marketplace = { type = "fakemarket" }
+            shop = { type = "brokenshop" }
+            """
+        )
+    )
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, [*args, "-c", str(path)], obj={"plugins": fake_plugins})
+
+    return invoke
+
+
+SETUP_ERROR = (
+    "connection de: the shop connector (brokenshop) could not be set up: "
+    "RuntimeError: api_version 1999-01 is not supported"
+)
+
+
+async def test_a_connector_that_cannot_be_built_is_a_recorded_error(
+    fake_plugins, make_engine, world, tmp_path
+):
+    fake_plugins.registry.register(
+        PlatformSpec(
+            name="brokenshop", role="shop", connector=BrokenShop, settings_model=FakeSettings
+        ),
+        plugin="test",
+    )
+    engine = make_engine(connection_data(id="de", shop={"type": "brokenshop"}))
+    report = await engine.run_flow("de", "orders")  # does not raise
+    assert report is not None and report.errors == [SETUP_ERROR]
+    runtime = engine.store.runtime("de")
+    assert runtime["status"] == "error" and runtime["last_message"] == f"orders: {SETUP_ERROR}"
+    other = StateStore(tmp_path / "state.db")
+    try:
+        assert other.acquire_lease("de") is not None  # released, not left to expire
+    finally:
+        other.close()
+    await engine.aclose()
+
+
+def test_sync_reports_a_connector_that_cannot_be_built(broken):
+    result = broken("sync", "--flow", "orders")
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, RuntimeError)
+    assert result.stdout.strip() == f"orders: nothing to do; 1 error(s): {SETUP_ERROR}"
+
+
+def test_connections_test_reports_a_connector_that_cannot_be_built(broken):
+    result = broken("connections", "test", "de", "--json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["marketplace"]["ok"] is True
+    assert data["shop"] == {"ok": False, "message": SETUP_ERROR, "details": data["shop"]["details"]}
+
+
+def test_check_reports_a_connector_that_cannot_be_built(broken):
+    result = broken("check", "--no-stock")
+    assert result.exit_code == 1
+    assert not isinstance(result.exception, RuntimeError)
+    assert result.stderr.strip() == f"Error: {SETUP_ERROR}"
+
+
+def test_sync_says_when_another_process_holds_the_connection(run, orders, tmp_path):
+    other = StateStore(tmp_path / "state.db")
+    try:
+        assert other.acquire_lease("de") is not None
+        result = run("sync", "--connection", "de", "--flow", "orders", expect=3)
+    finally:
+        other.close()
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "orders: skipped: connection de is being synced by another process"
+    )
+
+
+def test_demo_says_why_it_takes_no_config():
+    result = CliRunner().invoke(cli, ["demo", "-c", "mine.toml"])
+    assert result.exit_code == 2
+    assert "demo does not read a config" in result.stderr
+    assert "ordersync run -c FILE" in result.stderr
+
+
+def test_plugins_lists_the_builtin_platforms_through_the_installed_entry_points(tmp_path):
+    """The console script as installed, outside the source tree, with no plugin controls."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_") and k != "PYTHONPATH"
+    }
+    script = Path(sys.executable).with_name("ordersync")
+    result = subprocess.run(
+        [str(script), "plugins"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)["plugins"]}
+    expected = {
+        "amazon": "marketplace",
+        "shopify": "shop",
+        "woocommerce": "shop",
+        "magento": "shop",
+    }
+    for name, role in expected.items():
+        assert plugins[name]["platforms"] == [{"name": name, "role": role}], name
+        assert plugins[name]["module"] == f"plugins.{name}"
+        assert plugins[name]["version"]

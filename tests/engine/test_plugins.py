@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from types import ModuleType
 
 import click
 import pytest
@@ -13,9 +18,12 @@ from click.testing import CliRunner
 from engine import hookimpl, hookspecs
 from engine.cli import cli
 from engine.errors import PluginLoadError
-from engine.plugins import load_plugins
+from engine.plugins import load_plugins, register_commands
 from engine.registry import PlatformRegistry, PlatformSpec
+from engine.state import OrderState
 from tests.fakes import FakeMarketplace, FakeSettings, FakeShop
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD_PLUGIN = """
 from engine import hookimpl
@@ -221,3 +229,149 @@ def test_hook_docstrings_say_when_they_are_called():
         fn = getattr(hookspecs, name)
         if hasattr(fn, "ordersync_spec"):
             assert "Called" in textwrap.dedent(fn.__doc__ or ""), name
+
+
+# -- hooks cannot stall or kill the engine ---------------------------------------
+
+
+class Raising:
+    """A notifier plugin whose alerts always fail (say, the chat service is down)."""
+
+    @hookimpl
+    def order_imported(self, connection_id, order, shop_ref):  # noqa: ANN001, ANN201
+        raise RuntimeError("slack is down")
+
+    @hookimpl
+    def item_failed(self, connection_id, kind, key, reason, message):  # noqa: ANN001, ANN201
+        raise RuntimeError("pager is down")
+
+
+async def test_a_raising_notifier_never_stalls_the_flow(fake_plugins, make_engine, world, caplog):
+    fake_plugins.pm.register(Raising(), name="raising")
+    recorder = Recorder()
+    fake_plugins.pm.register(recorder, name="recorder")
+    world.add_product("SKU-1")
+    for n in range(6):
+        world.add_order(f"A-{n}")
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert report is not None and report.errors == []
+    assert engine.store.counts_by_state("c1") == {"imported": 6}
+    assert engine.store.runtime("c1")["status"] == "ok"
+    assert len([c for c in recorder.calls if c[0] == "order_imported"]) == 6  # others still hear
+    failed = [r.getMessage() for r in caplog.records if "failed in hook" in r.getMessage()]
+    assert len(failed) == 6
+    assert (
+        "'raising'" in failed[0] and "order_imported" in failed[0] and "slack is down" in failed[0]
+    )
+
+
+async def test_a_raising_item_failed_hook_does_not_undo_the_failure(
+    fake_plugins, make_engine, world
+):
+    """An unreadable order is recorded inside the window's own transaction; a hook
+    that raised there used to roll it back and stop the window for good."""
+    fake_plugins.pm.register(Raising(), name="raising")
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.add_order("UNREADABLE")
+    world.unreadable.add("UNREADABLE")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    assert [f["key"] for f in engine.store.failures("c1")] == ["UNREADABLE"]
+    assert engine.store.order_state("c1", "A-1") is OrderState.IMPORTED
+    assert engine.store.get_cursor("c1", "orders") is not None  # the window completed
+
+
+async def test_item_failed_fires_after_the_failure_is_committed(
+    fake_plugins, make_engine, world, tmp_path
+):
+    seen: list[list[str]] = []
+
+    class Observer:
+        @hookimpl
+        def item_failed(self, connection_id, kind, key, reason, message):  # noqa: ANN001, ANN201
+            # Another connection sees only committed data.
+            with sqlite3.connect(tmp_path / "state.db") as other:
+                seen.append([row[0] for row in other.execute("SELECT key FROM failures")])
+
+    fake_plugins.pm.register(Observer(), name="observer")
+    world.add_order("UNREADABLE")
+    world.unreadable.add("UNREADABLE")
+    await make_engine().run_flow("c1", "orders")
+    assert seen == [["UNREADABLE"]]
+
+
+def _commands_plugin(fail: bool) -> ModuleType:
+    module = ModuleType("commands_plugin")
+
+    @hookimpl
+    def register_commands(cli):  # noqa: ANN001, ANN202
+        @cli.command(name="half-registered")
+        def half() -> None:
+            pass
+
+        if fail:
+            raise RuntimeError("needs frobnicate")
+
+    module.register_commands = register_commands  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_raising_register_commands_is_reported_and_skipped():
+    plugins = load_plugins(entry_points_group=None, extra_modules=(_commands_plugin(True),))
+    group = click.Group(commands=dict(cli.commands))
+    register_commands(plugins, group)
+    assert "half-registered" not in group.commands  # nothing half-done stays
+    assert set(group.commands) == set(cli.commands)
+    assert [(e.name, e.error) for e in plugins.errors] == [
+        ("commands_plugin", "register_commands: RuntimeError: needs frobnicate")
+    ]
+    fine = load_plugins(entry_points_group=None, extra_modules=(_commands_plugin(False),))
+    register_commands(fine, group)
+    assert "half-registered" in group.commands and fine.errors == []
+
+
+def test_a_raising_register_commands_is_fatal_in_strict_mode(monkeypatch):
+    plugins = load_plugins(entry_points_group=None, extra_modules=(_commands_plugin(True),))
+    monkeypatch.setenv("ORDERSYNC_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError, match="register_commands: RuntimeError: needs frobnicate"):
+        register_commands(plugins, click.Group(commands=dict(cli.commands)))
+
+
+BAD_COMMANDS_PLUGIN = """
+from engine import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    raise RuntimeError("needs frobnicate")
+"""
+
+
+@pytest.mark.parametrize(("strict", "code"), [("", 0), ("1", 1)])
+def test_ordersync_survives_a_plugin_whose_commands_fail(tmp_path, strict, code):
+    """Through the real entry point: every command still works (strict: exit 1)."""
+    (tmp_path / "badcmds_mod.py").write_text(BAD_COMMANDS_PLUGIN)
+    info = tmp_path / "badcmds-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badcmds\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ordersync.plugins]\nbadcmds = badcmds_mod\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]),
+        ORDERSYNC_LOAD_PLUGINS="badcmds",
+        ORDERSYNC_STRICT_PLUGINS=strict,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "plugins"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert 'plugin "badcmds"' in result.stderr and "needs frobnicate" in result.stderr
+    if not strict:
+        errors = json.loads(result.stdout)["errors"]
+        assert [(e["name"], e["distribution"]) for e in errors] == [("badcmds", "badcmds")]
