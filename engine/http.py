@@ -8,13 +8,15 @@ Retries use :mod:`tenacity` (exponential backoff with jitter, bounded by tries
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import functools
 import json
 import logging
+import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +27,10 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    stop_any,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from engine.errors import (
     APIError,
@@ -89,10 +93,22 @@ def parse_retry_after(value: str | None) -> float | None:
 
 @dataclass
 class RetryPolicy:
+    """How often and how long one request is retried.
+
+    :param max_tries: tries in all, the first one included.
+    :param max_time: no retry starts once this many seconds were spent (or slept).
+    :param initial: first exponential wait; it doubles up to ``max_wait``.
+    :param max_wait: the longest single wait, server-advised ones included.
+    :param jitter: a server-advised wait (``Retry-After``, ``backoff_time``) is
+        stretched by a random fraction up to this, so clients throttled together
+        do not all come back at the same instant.
+    """
+
     max_tries: int = 5
     max_time: float = 120.0
     initial: float = 0.5
     max_wait: float = 30.0
+    jitter: float = 0.0
 
 
 def json_body(response: httpx.Response, *, platform: str = "", operation: str = "") -> Any:
@@ -121,6 +137,16 @@ def json_body(response: httpx.Response, *, platform: str = "", operation: str = 
         ) from None
 
 
+class _stop_after_sleeping(stop_base):  # noqa: N801 - named like tenacity's stops
+    """Stop once the waits slept add up to ``max_time`` (holds with a fake ``sleep``)."""
+
+    def __init__(self, max_time: float) -> None:
+        self.max_time = max_time
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.idle_for >= self.max_time
+
+
 class ApiClient:
     """An ``httpx.AsyncClient`` wrapper with the engine's error semantics.
 
@@ -131,6 +157,10 @@ class ApiClient:
     :param on_response: sees every response (e.g. to adopt announced rate limits).
     :param time_scale: divides backoff waits and ``Retry-After`` (simulators running
         faster than real time); ``backoff_time`` answers are taken as they are.
+    :param operation_retry: a :class:`RetryPolicy` per operation name, where one
+        differs from ``retry`` (e.g. an operation whose rate is one call a minute
+        needs a longer ``max_wait``).
+    :param sleep: how retry waits are slept (tests pass a fake one).
     """
 
     def __init__(
@@ -151,6 +181,8 @@ class ApiClient:
         redactor: Redactor | None = None,
         auth: httpx.Auth | None = None,
         time_scale: float = 1.0,
+        operation_retry: Mapping[str, RetryPolicy] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.platform = platform
         self.client = httpx.AsyncClient(
@@ -163,6 +195,8 @@ class ApiClient:
         )
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
+        self.operation_retry = dict(operation_retry or {})
+        self.sleep = sleep or asyncio.sleep
         self.auth_headers = auth_headers
         self.on_auth_failure = on_auth_failure
         self.error_parser = error_parser
@@ -175,22 +209,37 @@ class ApiClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def retry_for(self, operation: str) -> RetryPolicy:
+        """The retry policy of ``operation``."""
+        return self.operation_retry.get(operation, self.retry)
+
     async def request(
-        self, method: str, url: str, *, operation: str, retry: bool = True, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        retry: bool = True,
+        retry_throttled: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
         """Send with limits and retries; return a 2xx response or raise an :class:`APIError`.
 
         :param retry: ``False`` for a write that is not idempotent: it is sent once,
             and the caller reconciles (looks the effect up) before sending again.
+        :param retry_throttled: with ``retry=False``, still retry 429 answers (the
+            server refused the request before doing anything).
         """
+        policy = self.retry_for(operation)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             base = wait_exponential_jitter(
-                multiplier=self.retry.initial, max=self.retry.max_wait, jitter=self.retry.initial
+                multiplier=policy.initial, max=policy.max_wait, jitter=policy.initial
             )(state)
             if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
-                return min(max(exc.retry_after, 0.0), self.retry.max_wait)
+                advised = min(max(exc.retry_after, 0.0), policy.max_wait)
+                return advised * (1.0 + random.uniform(0.0, policy.jitter))  # noqa: S311
             return float(base) / self.time_scale
 
         def before_sleep(state: RetryCallState) -> None:
@@ -199,10 +248,14 @@ class ApiClient:
             log.info("retrying %s %s after %s", self.platform, operation, self.redactor(str(exc)))
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetriableAPIError),
-            stop=stop_after_attempt(self.retry.max_tries if retry else 1)
-            | stop_after_delay(self.retry.max_time),
+            retry=retry_if_exception_type(RetriableAPIError if retry else RateLimited),
+            stop=stop_any(
+                stop_after_attempt(policy.max_tries if retry or retry_throttled else 1),
+                stop_after_delay(policy.max_time),
+                _stop_after_sleeping(policy.max_time),
+            ),
             wait=wait,
+            sleep=self.sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -252,7 +305,7 @@ class ApiClient:
         An HTML page or a cut body is a :class:`BadResponseError`, retried like a 5xx
         (only when ``retry`` is true).
         """
-        tries = self.retry.max_tries if retry else 1
+        tries = self.retry_for(operation).max_tries if retry else 1
         for attempt in range(1, tries + 1):
             response = await self.request(method, url, operation=operation, retry=retry, **kwargs)
             try:

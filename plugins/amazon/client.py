@@ -69,6 +69,42 @@ loop can hold a request between taking its token and sending it). A whole token 
 be minutes for a slow operation (``searchOrders``: 1 / 0.0056 s)."""
 
 
+RETRY_JITTER = 0.1
+"""A 429 wait is stretched by up to this fraction (several clients of one seller, or
+the patch calls in flight, do not all come back at the same instant)."""
+
+
+def retry_policies() -> dict[str, RetryPolicy]:
+    """Per operation: room for a 429 wait of one token (``1 / rate``, jittered).
+
+    ``searchOrders`` refills one token in 178 s; a 30 s cap on waits would give up
+    before Amazon could ever answer again. ``max_time`` leaves room for two such
+    waits (the first retry may meet a bucket another client emptied again).
+    """
+    policies = {}
+    for op in OPERATIONS:
+        wait = (1.0 / op.rate) * (1.0 + RETRY_JITTER)
+        default = RetryPolicy(jitter=RETRY_JITTER)
+        policies[op.name] = RetryPolicy(
+            max_tries=default.max_tries,
+            max_time=max(default.max_time, 2 * wait + default.max_wait),
+            max_wait=max(default.max_wait, wait),
+            jitter=RETRY_JITTER,
+        )
+    return policies
+
+
+class AmazonLimiter(OperationLimiter):
+    """The connector's buckets, which a 429 empties."""
+
+    def drain(self, operation: str) -> None:
+        """Amazon's bucket is empty: so is ours, and the next call waits one token."""
+        bucket = self._bucket(operation)
+        if bucket is not None:
+            bucket._leak()  # noqa: SLF001 - aiolimiter has no public way to empty a bucket
+            bucket._level = bucket.max_rate  # noqa: SLF001
+
+
 def client_limits(time_scale: float = 1.0) -> dict[str, RateLimit]:
     """The usage plans as the client enforces them: published rate, burst minus headroom.
 
@@ -118,7 +154,7 @@ class SpApiClient:
     def __init__(self, settings: AmazonSettings, context: ConnectorContext, auth: LwaAuth) -> None:
         self.settings = settings
         self.time_scale = context.time_scale
-        self.limiter = OperationLimiter(
+        self.limiter = AmazonLimiter(
             client_limits(context.time_scale), time_scale=context.time_scale
         )
         self.api = ApiClient(
@@ -127,7 +163,8 @@ class SpApiClient:
             transport=context.transport,
             time_scale=context.time_scale,
             limiter=self.limiter,
-            retry=RetryPolicy(),
+            retry=RetryPolicy(jitter=RETRY_JITTER),
+            operation_retry=retry_policies(),
             timeout=settings.request_timeout,
             headers={"user-agent": USER_AGENT},
             auth_headers=auth.headers,
@@ -154,10 +191,14 @@ class SpApiClient:
     # -- limits ---------------------------------------------------------------
 
     def on_response(self, operation: str, response: httpx.Response) -> None:
-        """Adopt the rate Amazon announces for this seller and operation."""
+        """Adopt the rate Amazon announces for this seller and operation; a 429 empties
+        the local bucket (it was fuller than Amazon's, e.g. after a restart or with
+        another client of the same seller)."""
         rate = _header_rate(response)
         if rate is not None:
             self.limiter.update_rate(operation, rate)
+        if response.status_code == 429:
+            self.limiter.drain(operation)
 
     def backoff_time(self, response: httpx.Response) -> float | None:
         """On 429 wait one token's refill time: ``1 / rate`` (Amazon's advice)."""

@@ -131,3 +131,67 @@ async def test_secrets_are_redacted_from_errors():
     with pytest.raises(FatalAPIError) as info:
         await api.request("GET", "/x?access_token=abc-secret-123", operation="op")
     assert "abc-secret-123" not in str(info.value)
+
+
+class FakeSleep:
+    """Records the waits instead of sleeping them."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def throttled(retry_after: str | None = None) -> httpx.Response:
+    headers = {"retry-after": retry_after} if retry_after else {}
+    return httpx.Response(429, headers=headers, json={"message": "slow down"})
+
+
+async def test_an_operation_may_wait_longer_than_the_default_policy():
+    """A one-call-a-few-minutes operation: a 178 s wait is slept, not cut to 30 s."""
+    slow = RetryPolicy(max_tries=3, max_time=600, max_wait=200)
+    for policies, expected in (({"slow": slow}, [178.0]), ({}, [0.01])):
+        transport, seen = scripted(throttled(), httpx.Response(200, json={}))
+        sleep = FakeSleep()
+        api = client(transport, operation_retry=policies, sleep=sleep, backoff_time=lambda r: 178.0)
+        await api.request("GET", "/x", operation="slow")
+        assert sleep.waits == expected and len(seen) == 2
+        assert api.retry_for("slow") is (slow if policies else api.retry)
+
+
+async def test_advised_waits_are_jittered_upwards():
+    sleep = FakeSleep()
+    transport, _ = scripted(*[throttled("10")] * 20, httpx.Response(200, json={}))
+    policy = RetryPolicy(max_tries=21, max_time=10_000, max_wait=60, jitter=0.1)
+    api = client(transport, sleep=sleep, operation_retry={"op": policy})
+    await api.request("GET", "/x", operation="op")
+    assert len(sleep.waits) == 20
+    assert all(10.0 <= w <= 11.0 for w in sleep.waits)
+    assert len(set(sleep.waits)) > 1
+
+
+async def test_time_slept_bounds_the_retries():
+    """max_time holds when sleeping is faked: 50 s waits stop once 120 s were slept."""
+    sleep = FakeSleep()
+    transport, seen = scripted(*[throttled("50")] * 10)
+    policy = RetryPolicy(max_tries=10, max_time=120, max_wait=60)
+    api = client(transport, sleep=sleep, operation_retry={"op": policy})
+    with pytest.raises(RetriableAPIError, match="HTTP 429"):
+        await api.request("GET", "/x", operation="op")
+    assert sleep.waits == [50.0, 50.0, 50.0] and len(seen) == 4
+
+
+async def test_a_write_sent_once_is_still_retried_when_throttled():
+    """A 429 was refused before anything happened: safe to send again."""
+    sleep = FakeSleep()
+    transport, seen = scripted(throttled("1"), httpx.Response(200, json={}))
+    api = client(transport, sleep=sleep)
+    await api.request("POST", "/feeds", operation="create", retry=False, retry_throttled=True)
+    assert len(seen) == 2
+    transport, seen = scripted(httpx.Response(502, text="bad gateway"))
+    with pytest.raises(RetriableAPIError):
+        await client(transport, sleep=sleep).request(
+            "POST", "/feeds", operation="create", retry=False, retry_throttled=True
+        )
+    assert len(seen) == 1

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
 
+from engine.interfaces import ConnectorContext
+from engine.models import Order
 from plugins.amazon.client import OPERATIONS, RATE_LIMITS, SpApiClient, sp_error_parser
 from plugins.amazon.connector import AmazonConnector
 from plugins.amazon.simulator import AmazonSimulator
-from tests.plugins.amazon.conftest import ConnectorFactory
+from tests.plugins.amazon.conftest import ConnectorFactory, hours_ago, read_orders, settings_for
 from tests.plugins.amazon.contract import Models
+from tests.plugins.amazon.virtual_time import run_virtual
 
 USAGE_PLAN = re.compile(r"\|\s*([\d.]+)\s*\|\s*(\d+)\s*\|")
 
@@ -140,3 +145,48 @@ def test_error_parser_reads_amazons_error_list() -> None:
         None,
         "<html>Bad Gateway</html>",
     )
+
+
+def test_429_at_real_speed_waits_one_token_and_empties_the_local_bucket() -> None:
+    """time_scale 1 on a virtual clock: searchOrders refills one token in 178.6 s.
+
+    Another client of the seller emptied Amazon's bucket while ours is full. The
+    first page meets a 429 and waits 1/rate (jittered, not cut to 30 s); the 429
+    empties our bucket, so the second page waits for a token instead of meeting
+    a second 429.
+    """
+    sim = AmazonSimulator(time_scale=1.0, seed=3)
+    start = hours_ago(3)
+    for n in range(3):
+        sim.create_order({"SKU": 1}, created_at=start + timedelta(minutes=n))
+    waits: list[float] = []
+
+    async def scenario() -> list[Order]:
+        async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as other:
+            headers = await _token(other, sim)
+            query = {"lastUpdatedAfter": start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            while (
+                await other.get("/orders/2026-01-01/orders", params=query, headers=headers)
+            ).status_code != 429:
+                pass
+        context = ConnectorContext("amazon-test", transport=sim.transport(), time_scale=1.0)
+        connector = AmazonConnector(settings_for(sim, page_size=2), context)
+        connector.now = sim.now
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            await asyncio.sleep(seconds)
+
+        connector.client.api.sleep = sleep
+        try:
+            return await read_orders(connector, start, sim.now())
+        finally:
+            await connector.aclose()
+
+    orders, elapsed = run_virtual(scenario(), on_advance=sim.advance)
+
+    assert len(orders) == 3
+    one_token = 1 / 0.0056
+    assert len(waits) == 1 and one_token <= waits[0] <= one_token * 1.1
+    assert sim.limiter.throttled == {"searchOrders": 2}  # the other client's and ours
+    assert elapsed >= 2 * one_token - 0.01  # page 2 waited for a token too
