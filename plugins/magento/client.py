@@ -35,7 +35,6 @@ OPERATIONS = (
     "order_comment",
     "shipments_search",
     "source_items_search",
-    "source_items_save",
     "guest_cart_create",
     "guest_cart_get",
     "guest_cart_item_add",

@@ -3,6 +3,8 @@
 - Orders: ``PUT /V1/orders/create`` with Amazon's amounts (default), or the guest-cart
   checkout followed by ``POST /V1/orders`` to put Amazon's amounts on the placed order.
   The Amazon order id is ``ext_order_id``; :meth:`find_order` searches it before any create.
+  Neither writes stock: MSI deducts the source when the order ships, and the stock read
+  subtracts what open orders have not shipped yet (:mod:`plugins.magento.stock`).
 - Products: :mod:`plugins.magento.products`; shipments and cancellations:
   :mod:`plugins.magento.changes`; MSI stock: :mod:`plugins.magento.stock`.
 """
@@ -43,7 +45,7 @@ from plugins.magento.client import Filter, Group, MagentoClient
 from plugins.magento.mapping import JSON
 from plugins.magento.products import PRODUCTS, products_by
 from plugins.magento.settings import MagentoSettings
-from plugins.magento.stock import StockReader, source_items
+from plugins.magento.stock import StockReader
 
 ORDERS = "/V1/orders"
 SOURCE_ITEMS = "/V1/inventory/source-items"
@@ -71,6 +73,7 @@ class MagentoConnector(ShopConnector):
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         """Clock for cursors; tests share the simulator's."""
         self._store: JSON | None = None
+        self._stock = StockReader(self.client, settings, lambda: self.now())
 
     @property
     def log(self) -> logging.Logger:
@@ -236,14 +239,11 @@ class MagentoConnector(ShopConnector):
         )
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:
-        direct = self.settings.order_create_mode == "orders_create"
         existing = await self._find_raw(order.marketplace_order_id)
         if existing is not None:
-            if direct and self.settings.decrement_stock:
-                await self._deduct_stock(existing)
             return self._ref(existing)
         self._validate(order, products)
-        if direct:
+        if self.settings.order_create_mode == "orders_create":
             raw = await self._create_direct(order, products)
         else:
             raw = await self._create_via_cart(order, products)
@@ -299,43 +299,7 @@ class MagentoConnector(ShopConnector):
                 "PUT", f"{ORDERS}/create", "orders_create", body={"entity": entity}, retry=False
             )
 
-        raw = await self._create_with_lookup(order, create, "PUT /V1/orders/create")
-        if self.settings.decrement_stock:
-            await self._deduct_stock(raw)
-        return raw
-
-    async def _deduct_stock(self, raw: JSON) -> None:
-        """Lower MSI source quantities for a ``/V1/orders/create`` order, once.
-
-        That endpoint places no MSI reservation (magento2#26575), so without this the
-        shop would keep selling the units. A status-history marker makes it run once.
-        """
-        if mapping.has_marker(raw, mapping.STOCK_MARKER) or raw.get("state") == "canceled":
-            return
-        ordered: dict[str, int] = {}
-        for item in raw.get("items") or []:
-            if not item.get("parent_item_id"):
-                qty = int(mapping.dec(item.get("qty_ordered")))
-                ordered[item["sku"]] = ordered.get(item["sku"], 0) + qty
-        source = self.settings.source_code
-        current = await source_items(self.client, self.settings, list(ordered))
-        updates = []
-        for sku, qty in ordered.items():
-            item = current.get(sku)
-            if item is None:
-                self.log.warning("magento: no source item for %s at source %s", sku, source)
-                continue
-            left = mapping.dec(item.get("quantity")) - qty
-            status = int(item.get("status") or 0) if left > 0 else 0
-            updates.append(
-                {"sku": sku, "source_code": source, "quantity": float(left), "status": status}
-            )
-        if updates:
-            await self.client.call(
-                "POST", SOURCE_ITEMS, "source_items_save", body={"sourceItems": updates}
-            )
-        summary = ", ".join(f"{sku} -{qty}" for sku, qty in ordered.items())
-        await self._comment(raw, f"{mapping.STOCK_MARKER} {source!r}: {summary}")
+        return await self._create_with_lookup(order, create, "PUT /V1/orders/create")
 
     async def _comment(self, raw: JSON, text: str) -> None:
         order_id = int(raw["entity_id"])
@@ -433,5 +397,4 @@ class MagentoConnector(ShopConnector):
     async def stock_levels(self, attribute: str, cursor: str | None) -> StockPage:
         if attribute not in self.identification_attributes:
             raise ValueError(f"magento cannot key stock by {attribute!r}")
-        reader = StockReader(self.client, self.settings, lambda: self.now())
-        return await reader.read(attribute, cursor)
+        return await self._stock.read(attribute, cursor)

@@ -56,7 +56,8 @@ class MagentoSim:
         self.sim.set_stock(sku, quantity)
 
     def stock(self, sku: str) -> int:
-        return int(self.sim.source_quantity(sku))
+        """What the shop can still sell: the source less units sold and not shipped."""
+        return self.sim.available_quantity(sku)
 
     def _order_id(self, marketplace_order_id: str) -> int:
         order = self.sim.order_by_ext(marketplace_order_id)

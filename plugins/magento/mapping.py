@@ -19,7 +19,6 @@ from plugins.magento.settings import MagentoSettings
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CANCEL_MARKER = "[ordersync] cancelled because the marketplace cancelled the order"
-STOCK_MARKER = "[ordersync] stock deducted from source"
 
 CENT = Decimal("0.01")
 UNIT = Decimal("0.0001")
@@ -397,6 +396,14 @@ def product_ref(product: JSON, key: str) -> ProductRef:
         variant_id=str(product["sku"]),
         title=product.get("name"),
     )
+
+
+def unshipped_quantity(item: JSON) -> int:
+    """Units of an order item still to ship: ordered less cancelled and less what has
+    left (shipped) or was refunded, whichever is more; never below 0."""
+    left = dec(item.get("qty_ordered")) - dec(item.get("qty_canceled"))
+    left -= max(dec(item.get("qty_shipped")), dec(item.get("qty_refunded")))
+    return max(0, int(left))
 
 
 def available_quantity(source_item: JSON) -> int:

@@ -31,8 +31,11 @@ class MagentoSettings(BaseModel):
     consumer_secret: SecretStr | None = None
 
     order_create_mode: Literal["orders_create", "cart"] = "orders_create"
-    """``orders_create``: ``PUT /V1/orders/create`` with Amazon's amounts (exact, atomic);
-    ``cart``: guest-cart checkout, then the amounts are aligned via ``POST /V1/orders``."""
+    """``orders_create``: ``PUT /V1/orders/create`` with Amazon's amounts (exact, atomic),
+    but Magento places no MSI reservation for it (magento2#26575): the web shop's salable
+    quantity does not count these orders unless ``bin/magento
+    inventory:reservation:create-compensations`` runs. ``cart``: guest-cart checkout
+    (MSI reserves), then the amounts are aligned via ``POST /V1/orders``."""
     payment_method: str = "checkmo"
     shipping_carrier_code: str = "flatrate"
     shipping_method_code: str = "flatrate"
@@ -40,12 +43,13 @@ class MagentoSettings(BaseModel):
     use_amazon_increment_id: bool = True
     """``orders_create`` only: increment_id = prefix + Amazon order id (unique in Magento)."""
     increment_id_prefix: str = "AMZ-"
-    decrement_stock: bool = True
-    """``orders_create`` only: lower MSI source quantities, which that endpoint does not do."""
     placeholder_email: str = "no-reply@marketplace.invalid"
     placeholder_phone: str = "0"
 
     source_code: str = "default"
+    open_order_days: int = Field(default=30, ge=1)
+    """Open orders placed within this many days hold their unshipped units back from
+    the stock reported to the marketplace."""
     ean_attribute: str = "ean"
     page_size: int = Field(default=100, ge=1, le=300)
     max_changed_skus: int = Field(default=1000, ge=1)

@@ -2,7 +2,9 @@
 
 Prices come from the catalogue and tax from ``tax_rates`` by destination country,
 net or gross per ``prices_include_tax``, as Magento's quote totals do; the flat-rate
-carrier charges ``flatrate_per_order``. Placing the order takes stock.
+carrier charges ``flatrate_per_order``. Items are checked against the salable quantity,
+and placing the order appends a ``-qty`` reservation per SKU (MSI's
+``AppendReservationsAfterOrderPlacementPlugin``); the source quantity stays.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class GuestCheckout:
     _require_product: Callable[[str], JSON]
     _check_address: Callable[[JSON], None]
     _persist: Callable[[JSON], JSON]
-    _add_stock: Callable[[str, Decimal], None]
+    salable_quantity: Callable[[str], Decimal]
+    _reserve: Callable[[str, Decimal, str, JSON], None]
 
     def _cart(self, request: Request, active: bool = True) -> Cart:
         mask = request.path_params["cartId"]
@@ -128,12 +131,6 @@ class GuestCheckout:
             "quote_id": cart.mask,
         }
 
-    def _salable(self, sku: str) -> Decimal:
-        item = self.source_items.get(("default", sku))
-        if item is None or int(item.get("status") or 0) != 1:
-            return Decimal(0)
-        return dec(item["quantity"])
-
     async def _cart_add_item(self, request: Request, body: Any) -> Any:
         cart = self._cart(request)
         data = (body or {}).get("cartItem") or {}
@@ -143,7 +140,7 @@ class GuestCheckout:
             raise MagentoError(400, "The qty value is required to update quantity.")
         item = next((i for i in cart.items if i["sku"] == product["sku"]), None)
         total = qty + (item["qty"] if item else 0)
-        if total > self._salable(product["sku"]):
+        if total > self.salable_quantity(product["sku"]):
             raise MagentoError(400, "The requested qty is not available")
         if item is None:
             item = {"item_id": self._next("quote_item"), "sku": product["sku"], "qty": qty}
@@ -233,11 +230,11 @@ class GuestCheckout:
                 400, "The shipping method is missing. Select the shipping method and try again."
             )
         for item in cart.items:
-            if item["qty"] > self._salable(item["sku"]):
+            if item["qty"] > self.salable_quantity(item["sku"]):
                 raise MagentoError(400, "The requested qty is not available")
         order = self._persist(self._order_from_cart(cart, str(method)))
         for item in cart.items:
-            self._add_stock(item["sku"], -item["qty"])
+            self._reserve(item["sku"], -dec(item["qty"]), "order_placed", order)
         cart.active = False
         cart.reserved_order_id = order["increment_id"]
         return order["entity_id"]

@@ -10,12 +10,17 @@ Routes live under ``/rest/{store}/V1/...`` and ``/rest/V1/...``; field names fol
 - searchCriteria: ``filterGroups``/``filter_groups``, ``conditionType``/``condition_type``,
   sort orders, paging. Like Magento, an out-of-range ``currentPage`` returns the last
   page again, except for products (fixed in 2.4).
-- Orders: ``PUT /V1/orders/create`` and ``POST /V1/orders`` persist what they are given
-  and touch no stock (magento2#26575); ``POST /V1/orders`` with ``entity_id`` merges into
-  the stored order. The guest-cart checkout prices from the catalogue with
-  ``tax_rates`` and takes stock. Stock is one number per source item: placing an order
-  lowers it (real MSI appends a reservation and deducts the source at shipment; the
-  salable quantity comes out the same) and cancelling puts the rest back.
+- Orders: ``PUT /V1/orders/create`` and ``POST /V1/orders`` persist what they are given;
+  ``POST /V1/orders`` with ``entity_id`` merges into the stored order. The guest-cart
+  checkout prices from the catalogue with ``tax_rates``.
+- Stock is MSI's: a quantity per source item plus a reservation list for stock 1
+  (the default stock, fed by the ``default`` source). The salable quantity is their
+  sum. Placing a cart appends a ``-qty`` reservation; shipping deducts the source and
+  appends a ``+qty`` compensation (``SourceDeductionProcessor``); cancelling appends a
+  ``+qty`` compensation for what was not shipped and leaves the source alone. Orders
+  saved through the repository (``/V1/orders/create``) get no reservation, but their
+  shipment and cancellation are compensated all the same (magento2#26575, #40313,
+  inventory#3419), so Magento's salable quantity rises above the shelf for them.
 - Rate limits: Magento publishes none for the admin REST API; the simulator limits
   every ``/rest`` request to ``rate`` per second with ``burst`` so clients can be tested.
 - ``updated_at`` changes on every update of an order, product or shipment. Changing
@@ -77,6 +82,8 @@ from plugins.magento.sim_core import (
 __all__ = ["Credentials", "MagentoError", "MagentoSimulator", "SearchCriteria", "main"]
 
 Handler = Callable[[Request, Any], Awaitable[Any]]
+STOCK_ID = 1
+"""The default stock; the simulator's only sales channel (website ``base``)."""
 
 
 class MagentoSimulator(GuestCheckout):
@@ -126,6 +133,8 @@ class MagentoSimulator(GuestCheckout):
         self._offset = timedelta(0)
         self.products: dict[str, JSON] = {}
         self.source_items: dict[tuple[str, str], JSON] = {}
+        self.reservations: list[JSON] = []
+        self.stock_sources = {STOCK_ID: {"default"}}
         self.orders: dict[int, JSON] = {}
         self.shipments: dict[int, JSON] = {}
         self.carts: dict[str, Cart] = {}
@@ -230,6 +239,89 @@ class MagentoSimulator(GuestCheckout):
     def source_quantity(self, sku: str, source_code: str = "default") -> Decimal:
         return dec(self.source_items[(source_code, self._require_product(sku)["sku"])]["quantity"])
 
+    def salable_quantity(self, sku: str, stock_id: int = STOCK_ID) -> Decimal:
+        """MSI's ``GetProductSalableQty``: in-stock source quantity plus reservations."""
+        sku = self._require_product(sku)["sku"]
+        on_hand = sum(
+            (
+                dec(item["quantity"])
+                for (source, item_sku), item in self.source_items.items()
+                if item_sku == sku
+                and source in self.stock_sources[stock_id]
+                and int(item.get("status") or 0) == 1
+            ),
+            Decimal(0),
+        )
+        reserved = sum(
+            (
+                dec(r["quantity"])
+                for r in self.reservations
+                if r["sku"] == sku and r["stock_id"] == stock_id
+            ),
+            Decimal(0),
+        )
+        return on_hand + reserved
+
+    def unshipped_quantity(self, sku: str) -> Decimal:
+        """Units of ``sku`` in orders that are neither shipped nor cancelled (any origin)."""
+        total = Decimal(0)
+        for order in self.orders.values():
+            if order["state"] in ("canceled", "complete", "closed"):
+                continue
+            for item in order["items"]:
+                if not item.get("parent_item_id") and item["sku"].casefold() == sku.casefold():
+                    total += self._to_ship(item)
+        return total
+
+    def available_quantity(self, sku: str) -> int:
+        """What the merchant can still promise: the shelf minus units sold but not shipped."""
+        left = self.source_quantity(sku) - self.unshipped_quantity(sku)
+        item = self.source_items[("default", self._require_product(sku)["sku"])]
+        return max(0, int(left)) if int(item.get("status") or 0) == 1 else 0
+
+    def add_track(self, shipment_id: int, track: Mapping[str, str]) -> JSON:
+        """Add a track to a shipment later, as the admin's "Add Tracking Number" does
+        (it saves the shipment, so ``updated_at`` moves)."""
+        shipment = self.shipments.get(shipment_id)
+        if shipment is None:
+            raise MagentoError(404, NO_ENTITY)
+        now = self.timestamp()
+        shipment["tracks"].append(self._track(shipment, track, now))
+        shipment["updated_at"] = now
+        return copy.deepcopy(shipment)
+
+    def _track(self, shipment: JSON, track: Mapping[str, str], now: str) -> JSON:
+        return {
+            "entity_id": self._next("track"),
+            "parent_id": shipment["entity_id"],
+            "order_id": shipment["order_id"],
+            "created_at": now,
+            "updated_at": now,
+            "weight": Decimal(0),
+            "qty": Decimal(0),
+            "description": "",
+            "track_number": track["track_number"],
+            "title": track.get("title") or track["carrier_code"],
+            "carrier_code": track["carrier_code"],
+        }
+
+    def _reserve(self, sku: str, qty: Decimal, event: str, order: JSON) -> None:
+        """``AppendReservationsInterface``: one row per SKU and event, never updated."""
+        self.reservations.append(
+            {
+                "reservation_id": self._next("reservation"),
+                "stock_id": STOCK_ID,
+                "sku": sku,
+                "quantity": qty,
+                "metadata": {
+                    "event_type": event,
+                    "object_type": "order",
+                    "object_id": str(order["entity_id"]),
+                    "object_increment_id": order["increment_id"],
+                },
+            }
+        )
+
     def list_orders(self) -> list[JSON]:
         return [copy.deepcopy(o) for o in self.orders.values()]
 
@@ -275,9 +367,17 @@ class MagentoSimulator(GuestCheckout):
                 }
             )
         for si in shipment_items:
+            source = self.source_items.get(("default", si["sku"]))
+            if source is None or dec(source["quantity"]) < dec(si["qty"]):
+                raise MagentoError(
+                    400, "Not all of your products are available in the requested quantity."
+                )
+        for si in shipment_items:
             item = next(i for i in lines if i["item_id"] == si["order_item_id"])
             item["qty_shipped"] = dec(item.get("qty_shipped")) + si["qty"]
             item["updated_at"] = now
+            self._add_stock(si["sku"], -dec(si["qty"]))  # source deduction at shipment
+            self._reserve(si["sku"], dec(si["qty"]), "shipment_created", order)
         shipment: JSON = {
             "entity_id": shipment_id,
             "increment_id": f"{shipment_id:09d}",
@@ -287,25 +387,11 @@ class MagentoSimulator(GuestCheckout):
             "updated_at": now,
             "total_qty": sum(si["qty"] for si in shipment_items),
             "items": shipment_items,
-            "tracks": [
-                {
-                    "entity_id": self._next("track"),
-                    "parent_id": shipment_id,
-                    "order_id": order_id,
-                    "created_at": now,
-                    "updated_at": now,
-                    "weight": Decimal(0),
-                    "qty": Decimal(0),
-                    "description": "",
-                    "track_number": t["track_number"],
-                    "title": t.get("title") or t["carrier_code"],
-                    "carrier_code": t["carrier_code"],
-                }
-                for t in tracks
-            ],
+            "tracks": [],
             "comments": [],
             "packages": [],
         }
+        shipment["tracks"] = [self._track(shipment, t, now) for t in tracks]
         self.shipments[shipment_id] = shipment
         done = all(self._to_ship(i) == 0 for i in lines)
         order["state"] = order["status"] = "complete" if done else "processing"
@@ -324,7 +410,8 @@ class MagentoSimulator(GuestCheckout):
         for item in lines:
             rest = self._to_ship(item)
             item["qty_canceled"] = dec(item.get("qty_canceled")) + rest
-            self._add_stock(item["sku"], rest)
+            if rest > 0:
+                self._reserve(item["sku"], rest, "order_canceled", order)
         order["state"] = order["status"] = "canceled"
         order["updated_at"] = now
         return True

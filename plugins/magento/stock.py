@@ -1,10 +1,18 @@
-"""MSI stock of one source, keyed by the identification attribute.
+"""What one MSI source can still sell, keyed by the identification attribute.
 
-A full read pages ``/V1/inventory/source-items`` sorted by SKU. Source items carry
-no timestamp, so an incremental read takes the SKUs of products and orders updated
-since the cursor (orders take and return stock) and reads their source items; above
-``max_changed_skus`` it becomes a full read. A source item written only through the
-API (not the product form, no order) waits for the engine's next full read.
+The level is the source item's quantity minus the units of open orders that have not
+shipped yet, which is what MSI's reservations should hold. Magento's own salable
+quantity is not used: ``/V1/orders/create`` orders get no reservation, but their
+shipment and cancellation are compensated anyway (magento2#26575, inventory#3419),
+so it over-counts for every such order. The source quantity is the shelf: MSI lowers
+it at shipment, for every order.
+
+A full read pages ``/V1/inventory/source-items`` sorted by SKU; the open orders are
+read once per pass. Source items carry no timestamp, so an incremental read takes the
+SKUs of products and orders updated since the cursor (orders are placed, shipped and
+cancelled) and reads their source items; above ``max_changed_skus`` it becomes a full
+read. A source item written only through the API (not the product form, no order)
+waits for the engine's next full read.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from plugins.magento.settings import MagentoSettings
 
 SOURCE_ITEMS = "/V1/inventory/source-items"
 ORDERS = "/V1/orders"
+OPEN_STATES = ("new", "pending_payment", "processing", "holded", "payment_review")
+"""Order states whose unshipped items hold stock (not complete, closed or canceled)."""
 
 
 @dataclass
@@ -54,13 +64,44 @@ async def source_items(
     return out
 
 
+async def open_quantities(
+    client: MagentoClient, settings: MagentoSettings, now: datetime
+) -> dict[str, int]:
+    """Units not shipped yet in open orders of the last ``open_order_days``, by SKU
+    (case-folded, as Magento compares SKUs)."""
+    since = now - timedelta(days=settings.open_order_days)
+    groups: list[Group] = [
+        [Filter("state", ",".join(OPEN_STATES), "in")],
+        [Filter("created_at", mapping.to_magento_time(since), "gteq")],
+    ]
+    out: dict[str, int] = {}
+    orders = await client.search_all(ORDERS, "orders_search", groups, sort=[("entity_id", "ASC")])
+    for order in orders:
+        for item in order.get("items") or []:
+            sku = item.get("sku")
+            if sku and not item.get("parent_item_id"):
+                key = str(sku).casefold()
+                out[key] = out.get(key, 0) + mapping.unshipped_quantity(item)
+    return out
+
+
 class StockReader:
+    """Reads levels; keeps the open orders of the running full pass between its pages."""
+
     def __init__(
         self, client: MagentoClient, settings: MagentoSettings, now: Callable[[], datetime]
     ) -> None:
         self.client = client
         self.settings = settings
         self.now = now
+        self._open: tuple[str, dict[str, int]] | None = None
+
+    async def _open_for_pass(self, c: StockCursor) -> dict[str, int]:
+        """Read at a pass's first page, reused by its later pages (read again after a
+        restart)."""
+        if c.page == 1 or self._open is None or self._open[0] != c.since:
+            self._open = (c.since, await open_quantities(self.client, self.settings, self.now()))
+        return self._open[1]
 
     def _now(self) -> str:
         return mapping.to_magento_time(self.now())
@@ -81,7 +122,8 @@ class StockReader:
             page=c.page,
             sort=[("sku", "ASC")],
         )
-        levels = await self._levels(attribute, page.items, {})
+        held = await self._open_for_pass(c)
+        levels = await self._levels(attribute, page.items, {}, held)
         if page.has_more:
             cursor = replace(c, page=c.page + 1).encode()
             return StockPage(levels=levels, cursor=cursor, has_more=True)
@@ -106,7 +148,8 @@ class StockReader:
         if len(skus) > limit:
             return await self._full(attribute, StockCursor("full", started))
         items = list((await source_items(self.client, self.settings, sorted(skus))).values())
-        levels = await self._levels(attribute, items, {p["sku"]: p for p in products})
+        held = await open_quantities(self.client, self.settings, self.now()) if items else {}
+        levels = await self._levels(attribute, items, {p["sku"]: p for p in products}, held)
         return StockPage(levels=levels, cursor=self._since_cursor(started))
 
     async def _search_capped(
@@ -121,9 +164,14 @@ class StockReader:
         return await self.client.search_all(path, operation, groups)
 
     async def _levels(
-        self, attribute: str, items: Sequence[JSON], known: Mapping[str, JSON]
+        self,
+        attribute: str,
+        items: Sequence[JSON],
+        known: Mapping[str, JSON],
+        held: Mapping[str, int],
     ) -> tuple[StockLevel, ...]:
-        """Source items → levels keyed by the identification attribute."""
+        """Source items less the units ``held`` by open orders → levels keyed by the
+        identification attribute."""
         keys: dict[str, str | None]
         if attribute == "sku":
             keys = {item["sku"]: item["sku"] for item in items}
@@ -137,5 +185,6 @@ class StockReader:
         for item in items:
             key = keys.get(item["sku"])
             if key:
-                levels.append(StockLevel(sku=key, quantity=mapping.available_quantity(item)))
+                left = mapping.available_quantity(item) - held.get(item["sku"].casefold(), 0)
+                levels.append(StockLevel(sku=key, quantity=max(0, left)))
         return tuple(levels)

@@ -177,3 +177,15 @@ def usd_order(order_id: str = "113-2222222-2222222") -> Order:
 async def import_order(connector: MagentoConnector, order: Order) -> Any:
     products = await connector.resolve_products("sku", [line.sku for line in order.lines])
     return await connector.create_order(order, products)
+
+
+async def levels(connector: MagentoConnector, attribute: str = "sku") -> dict[str, int]:
+    """A full stock read: what would be reported to the marketplace now."""
+    out: dict[str, int] = {}
+    cursor = None
+    while True:
+        page = await connector.stock_levels(attribute, cursor)
+        out.update({level.sku: level.quantity for level in page.levels})
+        cursor = page.cursor
+        if not page.has_more:
+            return out

@@ -23,7 +23,6 @@ EXPECTED_OPERATIONS = {
     "POST /V1/orders/{id}/comments",
     "GET /V1/shipments",
     "GET /V1/inventory/source-items",
-    "POST /V1/inventory/source-items",
     "POST /V1/guest-carts",
     "GET /V1/guest-carts/{cartId}",
     "POST /V1/guest-carts/{cartId}/items",

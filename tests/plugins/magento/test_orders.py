@@ -15,6 +15,7 @@ from tests.plugins.magento.conftest import (
     connector_for,
     eur_order,
     import_order,
+    levels,
     usd_order,
 )
 
@@ -133,7 +134,7 @@ async def test_cart_mode_checkout_uses_catalogue_prices_until_aligned(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_create_takes_stock_once(
+async def test_import_twice_holds_stock_once_and_writes_no_source_item(
     sim: MagentoSimulator, make_connector: ConnectorFactory, mode: str
 ) -> None:
     connector = make_connector(order_create_mode=mode)
@@ -142,16 +143,11 @@ async def test_create_takes_stock_once(
     second = await import_order(connector, order)
     assert second == first
     assert sim.order_count(order.marketplace_order_id) == 1
-    assert sim.source_quantity("SKU-1") == 7
-    assert sim.source_quantity("SKU-2") == 2
-
-
-async def test_orders_create_does_not_take_stock_without_the_connector(
-    sim: MagentoSimulator, make_connector: ConnectorFactory
-) -> None:
-    """The simulator keeps Magento's gap (magento2#26575); the connector fills it."""
-    await import_order(make_connector(decrement_stock=False), eur_order())
-    assert sim.source_quantity("SKU-1") == 10
+    assert await levels(connector) == {"SKU-1": 7, "SKU-2": 2, "SKU-3": 5}
+    assert (sim.source_quantity("SKU-1"), sim.source_quantity("SKU-2")) == (10, 3)
+    assert not [r for r in sim.requests if r == ("POST", "/rest/default/V1/inventory/source-items")]
+    # Magento's own salable quantity: reserved by the checkout, not by /V1/orders/create.
+    assert sim.salable_quantity("SKU-1") == (7 if mode == "cart" else 10)
 
 
 async def test_find_order_by_amazon_id(make_connector: ConnectorFactory) -> None:
@@ -170,10 +166,11 @@ async def test_a_dropped_create_is_looked_up_not_repeated(
     sim: MagentoSimulator, make_connector: ConnectorFactory
 ) -> None:
     sim.faults.add("reset_after", match=r"PUT .*/V1/orders/create", count=1)
-    ref = await import_order(make_connector(), eur_order())
+    connector = make_connector()
+    ref = await import_order(connector, eur_order())
     assert sim.order_count("302-1111111-1111111") == 1
     assert ref.number == "AMZ-302-1111111-1111111"
-    assert sim.source_quantity("SKU-1") == 7
+    assert (await levels(connector))["SKU-1"] == 7
 
 
 async def test_a_failed_create_is_sent_again_after_a_lookup(
@@ -236,11 +233,13 @@ async def test_cancel_is_idempotent_and_returns_stock(
     connector = make_connector(order_create_mode=mode)
     order = eur_order()
     ref = await import_order(connector, order)
+    assert (await levels(connector))["SKU-1"] == 7
     await connector.cancel_order(ref, order)
     await connector.cancel_order(ref, order)
     raw = sim.order_by_ext(order.marketplace_order_id)
     assert raw is not None
     assert raw["state"] == "canceled"
+    assert (await levels(connector))["SKU-1"] == 10
     assert sim.source_quantity("SKU-1") == 10
     cancels = [r for r in sim.requests if r[1].endswith("/cancel")]
     assert len(cancels) == 1
