@@ -53,6 +53,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("createFeedDocument", "POST", "/feeds/2021-06-30/documents", 0.5, 15),
     Operation("createFeed", "POST", "/feeds/2021-06-30/feeds", 0.0083, 15),
     Operation("getFeed", "GET", "/feeds/2021-06-30/feeds/{feedId}", 2.0, 15),
+    Operation("getFeeds", "GET", "/feeds/2021-06-30/feeds", 0.0222, 10),
     Operation("getFeedDocument", "GET", "/feeds/2021-06-30/documents/{feedDocumentId}", 0.0222, 10),
     Operation("getListingsItem", "GET", "/listings/2021-08-01/items/{sellerId}/{sku}", 5.0, 10),
     Operation("patchListingsItem", "PATCH", "/listings/2021-08-01/items/{sellerId}/{sku}", 5.0, 5),
@@ -263,10 +264,14 @@ class SpApiClient:
     async def create_feed(
         self, feed_type: str, marketplace_ids: tuple[str, ...], document_id: str
     ) -> str:
+        # Sent once (a 429 aside): a lost answer may hide a feed Amazon accepted; the
+        # connector looks it up with getFeeds before sending again.
         r = await self.api.request(
             "POST",
             "/feeds/2021-06-30/feeds",
             operation="createFeed",
+            retry=False,
+            retry_throttled=True,
             json={
                 "feedType": feed_type,
                 "marketplaceIds": list(marketplace_ids),
@@ -274,6 +279,24 @@ class SpApiClient:
             },
         )
         return str(_json_object(r, "createFeed")["feedId"])
+
+    async def get_feeds(
+        self, feed_type: str, marketplace_ids: tuple[str, ...], created_since: str
+    ) -> list[dict[str, Any]]:
+        """Feeds of one type created since a moment, newest first (one page of 100)."""
+        r = await self.api.request(
+            "GET",
+            "/feeds/2021-06-30/feeds",
+            operation="getFeeds",
+            params={
+                "feedTypes": feed_type,
+                "marketplaceIds": csv(marketplace_ids[:10]),
+                "pageSize": "100",
+                "createdSince": created_since,
+            },
+        )
+        feeds = _json_object(r, "getFeeds").get("feeds") or []
+        return [f for f in feeds if isinstance(f, dict)]
 
     async def get_feed(self, feed_id: str) -> dict[str, Any]:
         r = await self.api.request(

@@ -26,6 +26,7 @@ from engine.errors import (
     FailureReason,
     FatalAPIError,
     ItemError,
+    RateLimited,
     RetriableAPIError,
 )
 from engine.interfaces import ConnectorContext, MarketplaceConnector
@@ -46,6 +47,10 @@ from plugins.amazon.mapping import INCLUDED_DATA, order_from_api, parse_time
 from plugins.amazon.settings import CANCEL_REASONS, AmazonSettings, load_data
 
 FINAL_FEED_STATUSES = frozenset({"DONE", "FATAL", "CANCELLED"})
+CREATE_FEED_TRIES = 3
+FEED_CLOCK_SKEW = timedelta(seconds=30)
+"""How far before our ``createFeed`` a feed Amazon reports may have been created
+(clock difference between this host and Amazon)."""
 PATCH_CONCURRENCY = 4
 """``patchListingsItem`` calls in flight at once: enough to keep up with its 5/s
 usage plan whatever the network latency, few enough to stay polite."""
@@ -137,6 +142,8 @@ class AmazonConnector(MarketplaceConnector):
             timeout=settings.request_timeout,
         )
         self.client = SpApiClient(settings, context, self.auth)
+        self._feed_ids: set[str] = set()
+        """Feeds this connector created (never taken for a lost createFeed answer)."""
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         """The clock windows are clamped with; tests point it at the simulator's."""
 
@@ -403,9 +410,31 @@ class AmazonConnector(MarketplaceConnector):
             feed, report = await self._submit_feed(
                 feeds.CANCEL_FEED_TYPE, document, feeds.XML_CONTENT_TYPE
             )
-            results.update(self._cancel_results(items, feed, report))
+            outcome = self._cancel_results(items, feed, report)
+            for order_id, result in outcome.items():
+                results[order_id] = result if result.ok else await self._if_cancelled(result)
         order_ids = dict.fromkeys(r.marketplace_order_id for r in requests)
         return [results[order_id] for order_id in order_ids]
+
+    async def _if_cancelled(self, failure: ItemResult) -> ItemResult:
+        """Success if the order is cancelled after all, else ``failure``.
+
+        Amazon's error for an order a duplicate feed (or Amazon, or the buyer) already
+        cancelled is not documented; what is asked for is the order being cancelled,
+        so look it up rather than read error codes.
+        """
+        try:
+            raw = await self._get_raw_order(failure.key, ("FULFILLMENT",))
+        except APIError as exc:
+            self.log.warning("cannot look up Amazon order %s: %s", failure.key, exc)
+            return failure
+        status = ((raw or {}).get("fulfillment") or {}).get("fulfillmentStatus")
+        if status == "CANCELLED":
+            self.log.info(
+                "order %s is cancelled although the feed said %s", failure.key, failure.code
+            )
+            return ItemResult(key=failure.key, ok=True)
+        return failure
 
     def _cancel_results(
         self, items: list[feeds.CancelItem], feed: dict[str, Any], report: bytes | None
@@ -584,15 +613,57 @@ class AmazonConnector(MarketplaceConnector):
         """Upload, create, wait; return the final feed and its processing report."""
         document = await self.client.create_feed_document(content_type)
         await self.client.upload_document(str(document["url"]), content, content_type)
-        feed_id = await self.client.create_feed(
-            feed_type, self.settings.marketplaces, str(document["feedDocumentId"])
-        )
+        feed_id = await self._create_feed(feed_type, str(document["feedDocumentId"]))
         feed = await self._wait_for_feed(feed_id)
         result_id = feed.get("resultFeedDocumentId")
         if not result_id:
             return feed, None
         result = await self.client.get_feed_document(str(result_id))
         return feed, await self.client.download_document(result)
+
+    async def _create_feed(self, feed_type: str, document_id: str) -> str:
+        """``createFeed`` sent once per try; after a lost answer (timeout, 5xx, garbage)
+        ``getFeeds`` looks for the feed Amazon may have accepted before sending again,
+        so one document never becomes two feeds."""
+        markets = self.settings.marketplaces
+        for attempt in range(1, CREATE_FEED_TRIES + 1):
+            sent_at = self.now()
+            try:
+                feed_id = await self.client.create_feed(feed_type, markets, document_id)
+            except RateLimited:
+                raise  # throttled on every try: Amazon created nothing
+            except RetriableAPIError as exc:
+                found = await self._feed_created_since(feed_type, sent_at)
+                if found is None and attempt < CREATE_FEED_TRIES:
+                    self.log.warning("createFeed failed (%s) and made no feed; sending again", exc)
+                    continue
+                if found is None:
+                    raise
+                self.log.warning("createFeed answer lost (%s); Amazon has feed %s", exc, found)
+                feed_id = found
+            self._feed_ids.add(feed_id)
+            return feed_id
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _feed_created_since(self, feed_type: str, sent_at: datetime) -> str | None:
+        """The newest feed of ``feed_type`` created since just before ``sent_at`` that this
+        connector did not create knowingly (one process per connection: it is ours)."""
+        since = sent_at - FEED_CLOCK_SKEW
+        markets = set(self.settings.marketplaces)
+        for feed in await self.client.get_feeds(feed_type, self.settings.marketplaces, iso(since)):
+            feed_id = str(feed.get("feedId") or "")
+            try:
+                created = parse_time(str(feed.get("createdTime")))
+            except ValueError:
+                continue
+            if (
+                feed_id
+                and feed_id not in self._feed_ids
+                and created >= _floor_second(since)
+                and set(feed.get("marketplaceIds") or markets) == markets
+            ):
+                return feed_id
+        return None
 
     async def _wait_for_feed(self, feed_id: str) -> dict[str, Any]:
         scale = self.context.time_scale

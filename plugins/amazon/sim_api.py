@@ -22,7 +22,9 @@ LANGUAGES = {
     "AE": "ar_AE", "IN": "en_IN", "SG": "en_SG", "AU": "en_AU", "JP": "ja_JP",
 }  # fmt: skip
 CARRIERS = frozenset(load_data("carriers.json")["codes"])
-OPERATIONS_WITH_401 = frozenset({"confirmShipment", "createFeed", "getFeed", "getFeedDocument"})
+OPERATIONS_WITH_401 = frozenset(
+    {"confirmShipment", "createFeed", "getFeed", "getFeeds", "getFeedDocument"}
+)
 """Operations whose model declares a 401 answer (the rest declare only 403)."""
 SEARCH_PARAMS = frozenset(
     {

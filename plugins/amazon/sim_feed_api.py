@@ -6,14 +6,34 @@ import gzip
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from plugins.amazon import sim_feeds
-from plugins.amazon.sim_state import Document, Feed, SimError, SimState, bad_input, read_json
+from plugins.amazon.sim_state import (
+    Document,
+    Feed,
+    SimError,
+    SimState,
+    bad_input,
+    parse_time,
+    read_json,
+)
 
 DOCUMENT_URL_TTL = timedelta(minutes=5)
+FEEDS_PARAMS = frozenset(
+    {
+        "feedTypes",
+        "marketplaceIds",
+        "pageSize",
+        "processingStatuses",
+        "createdSince",
+        "createdUntil",
+        "nextToken",
+    }
+)
 
 
 class FeedHandlers(SimState):
@@ -81,8 +101,69 @@ class FeedHandlers(SimState):
         feed = self.feeds.get(request.path_params["feedId"])
         if feed is None:
             raise SimError(404, "NotFound", "The requested feed does not exist.")
-        self._progress(feed)
         return JSONResponse(feed.as_json())
+
+    async def _get_feeds(self, request: Request) -> Response:
+        query = self._feeds_query(request)
+        token = query.get("nextToken")
+        if token:
+            if len(query) > 1:
+                raise bad_input("nextToken must be the only parameter")
+            if token not in self.feed_pages:
+                raise bad_input("Invalid nextToken")
+            ids, offset, size = self.feed_pages.pop(token)
+        else:
+            if "feedTypes" not in query:
+                raise bad_input("Either feedTypes or nextToken is required")
+            size_text = query.get("pageSize", "10")
+            if not size_text.isdigit() or not 1 <= int(size_text) <= 100:
+                raise bad_input("pageSize must be an integer between 1 and 100")
+            ids, offset, size = self._select_feeds(query), 0, int(size_text)
+        body: dict[str, Any] = {
+            "feeds": [self.feeds[i].as_json() for i in ids[offset : offset + size]]
+        }
+        if offset + size < len(ids):
+            next_token = self._new_id()
+            self.feed_pages[next_token] = (ids, offset + size, size)
+            body["nextToken"] = next_token
+        return JSONResponse(body)
+
+    def _feeds_query(self, request: Request) -> dict[str, str]:
+        query: dict[str, str] = {}
+        for key, value in request.query_params.multi_items():
+            if key not in FEEDS_PARAMS:
+                raise bad_input(f"Unknown query parameter {key!r}")
+            if key in query:
+                raise bad_input(f"Parameter {key!r} repeated; send arrays comma-separated")
+            query[key] = value
+        return query
+
+    def _select_feeds(self, query: dict[str, str]) -> list[str]:
+        types = set(query["feedTypes"].split(","))
+        markets = set(filter(None, query.get("marketplaceIds", "").split(",")))
+        statuses = set(filter(None, query.get("processingStatuses", "").split(",")))
+        since = (
+            parse_time(query["createdSince"], "createdSince") if "createdSince" in query else None
+        )
+        until = (
+            parse_time(query["createdUntil"], "createdUntil") if "createdUntil" in query else None
+        )
+        found = [
+            feed
+            for feed in self.feeds.values()
+            if feed.feed_type in types
+            and (not markets or markets & set(feed.marketplace_ids))
+            and (not statuses or feed.status in statuses)
+            and (since is None or feed.created >= since)
+            and (until is None or feed.created <= until)
+        ]
+        found.sort(key=lambda f: f.created, reverse=True)  # newest first
+        return [f.id for f in found]
+
+    def process_due_feeds(self) -> None:
+        """Amazon processes a feed on its own schedule, whether anyone polls it or not."""
+        for feed in list(self.feeds.values()):
+            self._progress(feed)
 
     def _progress(self, feed: Feed) -> None:
         if feed.status in ("DONE", "FATAL", "CANCELLED"):

@@ -145,6 +145,7 @@ class SimState:
         self.page_tokens: dict[str, PageState] = {}
         self.documents: dict[str, Document] = {}
         self.feeds: dict[str, Feed] = {}
+        self.feed_pages: dict[str, tuple[list[str], int, int]] = {}
         self.confirmations: list[dict[str, Any]] = []
         self.cancellations: list[dict[str, Any]] = []
         self.listings: dict[str, Listing] = {}
@@ -215,7 +216,11 @@ class SimState:
         return order.data
 
     def order(self, order_id: str) -> dict[str, Any]:
+        self.process_due_feeds()
         return self._order(order_id).data
+
+    def process_due_feeds(self) -> None:
+        """Finish every feed whose processing time has come (the feed API implements it)."""
 
     def set_status(self, order_id: str, status: str, *, index_lag: float = 0.0) -> dict[str, Any]:
         """Move an order to a fulfillment status (PENDING → UNSHIPPED, ...)."""
@@ -308,6 +313,7 @@ class SimState:
         self.access_tokens.clear()
 
     def state(self) -> dict[str, Any]:
+        self.process_due_feeds()
         return {
             "sellerId": self.seller_id,
             "orders": {o.id: o.status for o in self.orders.values()},

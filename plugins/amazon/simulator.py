@@ -9,6 +9,8 @@ and operation, fault injection, and an admin API under ``/_admin``.
 Time: order timestamps, token lifetimes and pagination-token expiry follow the
 wall clock plus :meth:`AmazonSimulator.advance`; rate-limit buckets and feed
 processing delays run on a :class:`ScaledClock` (``time_scale`` x real time).
+A feed takes effect once its processing time has come, whether it is polled or
+not: due feeds are processed before every request and admin read.
 
 Run: ``python -m plugins.amazon.simulator --port 8101 --time-scale 1``.
 """
@@ -116,6 +118,7 @@ class AmazonSimulator(AdminHandlers, FeedHandlers, ListingHandlers, ApiHandlers)
                 methods=["GET"],
             ),
             Route("/feeds/2021-06-30/feeds", api(self._create_feed), methods=["POST"]),
+            Route("/feeds/2021-06-30/feeds", api(self._get_feeds), methods=["GET"]),
             Route("/feeds/2021-06-30/feeds/{feedId}", api(self._get_feed), methods=["GET"]),
             Route("/feed-documents/{documentId}", self._document_content, methods=["GET", "PUT"]),
             Route(
@@ -152,6 +155,7 @@ class AmazonSimulator(AdminHandlers, FeedHandlers, ListingHandlers, ApiHandlers)
             op = match_operation(request.method, request.url.path)
             if op is not None:
                 self.calls[op.name] = self.calls.get(op.name, 0) + 1
+            self.process_due_feeds()
             try:
                 self._authorize(request, op.name if op else None)
                 response = await handler(request)
@@ -164,6 +168,7 @@ class AmazonSimulator(AdminHandlers, FeedHandlers, ListingHandlers, ApiHandlers)
 
     def _admin(self, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
+            self.process_due_feeds()
             try:
                 return await handler(request)
             except (KeyError, ValueError, TypeError) as exc:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import httpx
 import pytest
 
 from engine.errors import RetriableAPIError
-from engine.models import CancelRequest, Order, Shipment, ShipmentLine
+from engine.models import CancelRequest, Order, Shipment, ShipmentLine, StockLevel
 from plugins.amazon import feeds
 from plugins.amazon.connector import AmazonConnector
 from plugins.amazon.simulator import AmazonSimulator
@@ -241,3 +242,107 @@ def test_xml_with_entities_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="DOCTYPE"):
         feeds.parse_xml_processing_report(bomb)
+
+
+def _cancel(*order_ids: str) -> list[CancelRequest]:
+    return [CancelRequest(marketplace_order_id=i, reason="NoInventory") for i in order_ids]
+
+
+async def test_a_lost_create_feed_answer_is_looked_up_not_sent_again(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    """Amazon accepted the feed but the answer never came: one feed, both orders ok."""
+    recorder = RecordingTransport(sim.transport())
+    connector = make_connector(transport=recorder)
+    a, b = (sim.create_order({sku: 1})["orderId"] for sku in "AB")
+    sim.faults.add("timeout_after", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
+
+    results = await connector.cancel_orders(_cancel(a, b))
+
+    assert [(r.key, r.ok) for r in results] == [(a, True), (b, True)]
+    assert len(sim.feeds) == 1 and sim.calls["createFeed"] == 1
+    assert sim.calls["getFeeds"] == 1
+    assert [(c["orderId"], c["by"]) for c in sim.cancellations] == [
+        (a, "MERCHANT"),
+        (b, "MERCHANT"),
+    ]
+    reports = [e for e in recorder.exchanges if e.url.path.startswith("/feed-documents/")]
+    assert len([e for e in reports if e.method == "GET"]) == 1  # the one feed's report
+
+
+async def test_a_create_feed_that_failed_outright_is_sent_again(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    """A 500 before anything was committed: getFeeds finds no feed, so it is resent."""
+    recorder = RecordingTransport(sim.transport())
+    connector = make_connector(transport=recorder)
+    order_id = sim.create_order({"A": 1})["orderId"]
+    sim.faults.add("500", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
+
+    (result,) = await connector.cancel_orders(_cancel(order_id))
+
+    assert result.ok and len(sim.feeds) == 1
+    posts = [
+        e.status for e in recorder.exchanges if e.method == "POST" and e.url.path.endswith("/feeds")
+    ]
+    assert posts == [500, 202]
+
+
+async def test_a_lost_answer_of_a_stock_feed_is_looked_up_too(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    connector = make_connector(stock_batch_threshold=0)
+    sim.faults.add("timeout_after", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
+    results = await connector.push_stock([StockLevel(sku="A", quantity=1)])
+    assert [r.ok for r in results] == [True] and len(sim.feeds) == 1
+
+
+async def test_an_order_found_cancelled_after_a_feed_error_is_ok(
+    sim: AmazonSimulator, connector: AmazonConnector
+) -> None:
+    """E.g. a duplicate feed already cancelled it: the report errs, the order is cancelled."""
+    gone = sim.create_order({"A": 1})["orderId"]
+    order = await connector.get_order(gone)
+    assert isinstance(order, Order)
+    sim.cancel_order(gone, by="AMAZON", reason="Cancelled by Amazon")
+
+    (result,) = await connector.cancel_orders(
+        [CancelRequest(marketplace_order_id=gone, reason="NoInventory", lines=order.lines)]
+    )
+
+    assert result.ok
+    assert sim.calls["getOrder"] == 2  # read once above, looked up once after the report
+
+
+async def test_feeds_take_effect_without_being_polled() -> None:
+    sim = AmazonSimulator(time_scale=1.0, feed_processing_seconds=60)
+    order_id = sim.create_order({"A": 1})["orderId"]
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as http:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": sim.credentials.refresh_token,
+            "client_id": sim.credentials.client_id,
+            "client_secret": sim.credentials.client_secret,
+        }
+        token = (await http.post("/auth/o2/token", data=form)).json()["access_token"]
+        headers = {"x-amz-access-token": token}
+        content_type = feeds.XML_CONTENT_TYPE
+        document = (
+            await http.post(
+                "/feeds/2021-06-30/documents", json={"contentType": content_type}, headers=headers
+            )
+        ).json()
+        xml = feeds.cancel_feed_xml(sim.seller_id, [feeds.CancelItem(order_id, (), "NoInventory")])
+        await http.put(document["url"], content=xml, headers={"content-type": content_type})
+        body = {
+            "feedType": feeds.CANCEL_FEED_TYPE,
+            "marketplaceIds": ["A1PA6795UKMFR9"],
+            "inputFeedDocumentId": document["feedDocumentId"],
+        }
+        assert (
+            await http.post("/feeds/2021-06-30/feeds", json=body, headers=headers)
+        ).status_code == 202
+    assert sim.order(order_id)["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
+    sim.advance(61)
+    assert sim.order(order_id)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+    assert "getFeed" not in sim.calls

@@ -35,6 +35,7 @@ PLUGIN_OPERATIONS = {
     "createFeedDocument",
     "createFeed",
     "getFeed",
+    "getFeeds",
     "getFeedDocument",
     "getListingsItem",
     "patchListingsItem",
@@ -105,7 +106,8 @@ async def full_exercise(sim: AmazonSimulator, make_connector: ConnectorFactory) 
     assert await connector.shipment_confirmed(first, rest)
 
     second = next(o for o in orders if o.marketplace_order_id == ids[1])
-    results = await connector.cancel_orders(
+    sim.faults.add("timeout_after", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
+    results = await connector.cancel_orders(  # the lost answer is found with getFeeds
         [
             CancelRequest(marketplace_order_id=ids[1], reason="NoInventory", lines=second.lines),
             CancelRequest(marketplace_order_id=ids[2], reason="BuyerCanceled"),
