@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -43,12 +43,17 @@ from plugins.magento import mapping
 from plugins.magento.changes import ChangeReader
 from plugins.magento.client import Filter, Group, MagentoClient
 from plugins.magento.mapping import JSON
-from plugins.magento.products import PRODUCTS, products_by
+from plugins.magento.products import PRODUCTS, chunks, in_groups, products_by
 from plugins.magento.settings import MagentoSettings
 from plugins.magento.stock import StockReader
 
 ORDERS = "/V1/orders"
 SOURCE_ITEMS = "/V1/inventory/source-items"
+LOOKUP_BATCH = 50
+"""Amazon order ids per ``find_order_refs`` search."""
+ENTITY_ASC = [("entity_id", "ASC")]
+UNSTAMPED_CLOCK_SKEW = timedelta(hours=1)
+"""How far before the Amazon purchase time an unstamped cart order may seem placed."""
 
 
 class MagentoConnector(ShopConnector):
@@ -208,6 +213,21 @@ class MagentoConnector(ShopConnector):
         )
         return [self._ref(raw) for raw in page.items]
 
+    async def find_order_refs(
+        self, marketplace_order_ids: Sequence[str]
+    ) -> dict[str, ShopOrderRef]:
+        """One ``ext_order_id in (...)`` search per 50 ids; the oldest order wins a tie."""
+        wanted = {oid.casefold(): oid for oid in marketplace_order_ids}  # MySQL collation
+        found: dict[str, ShopOrderRef] = {}
+        for batch in chunks(list(dict.fromkeys(marketplace_order_ids)), LOOKUP_BATCH):
+            for raw in await self.client.search_all(
+                ORDERS, "orders_search", in_groups("ext_order_id", batch), sort=ENTITY_ASC
+            ):
+                oid = wanted.get(str(raw.get("ext_order_id") or "").casefold())
+                if oid is not None and oid not in found:
+                    found[oid] = self._ref(raw)
+        return found
+
     async def _find_raw(self, marketplace_order_id: str) -> JSON | None:
         page = await self.client.search(
             ORDERS,
@@ -320,6 +340,42 @@ class MagentoConnector(ShopConnector):
     async def _create_via_cart(self, order: Order, products: Mapping[str, ProductRef]) -> JSON:
         s = self.settings
         lines = mapping.cart_lines(order, products)
+        placed = await self._find_unstamped(order, lines)
+        if placed is None:
+            placed = await self._place_cart(order, lines)
+        else:
+            self.log.info(
+                "magento: order %s was placed for %s but never stamped; finishing it",
+                placed.get("increment_id"),
+                order.marketplace_order_id,
+            )
+        aligned = mapping.aligned_entity(order, placed, lines, s)
+        saved = await self.client.call("POST", ORDERS, "orders_save", body={"entity": aligned})
+        return dict(saved)
+
+    async def _find_unstamped(self, order: Order, lines: Sequence[mapping.CartLine]) -> JSON | None:
+        """A cart order placed for ``order`` whose stamping ``POST /V1/orders`` never ran
+        (it failed, or the process died in between): no ``ext_order_id``, the buyer's
+        e-mail, placed since the purchase, not cancelled, and our payment method, SKUs,
+        quantities and recipient. Placing another cart would sell the units twice."""
+        since = order.purchased_at - UNSTAMPED_CLOCK_SKEW
+        groups: list[Group] = [
+            [Filter("ext_order_id", "1", "null")],
+            [Filter("customer_email", mapping.buyer_email(order, self.settings))],
+            [Filter("created_at", mapping.to_magento_time(since), "gteq")],
+            [Filter("state", "canceled", "neq")],
+        ]
+        candidates = await self.client.search_all(
+            ORDERS, "orders_search", groups, sort=[("entity_id", "ASC")]
+        )
+        for raw in candidates:
+            if mapping.placed_for(raw, order, lines, self.settings):
+                return raw
+        return None
+
+    async def _place_cart(self, order: Order, lines: Sequence[mapping.CartLine]) -> JSON:
+        """Guest cart → items → shipping information → place: the order, not yet stamped."""
+        s = self.settings
         cart_id = str(await self.client.call("POST", "/V1/guest-carts", "guest_cart_create"))
         cart = f"/V1/guest-carts/{quote(cart_id, safe='')}"
         for line in lines:
@@ -355,10 +411,7 @@ class MagentoConnector(ShopConnector):
             order_id = await self._placed_order_id(cart)
             if order_id is None:
                 raise
-        placed = await self.client.call("GET", f"{ORDERS}/{int(order_id)}", "order_get")
-        aligned = mapping.aligned_entity(order, placed, lines, s)
-        saved = await self.client.call("POST", ORDERS, "orders_save", body={"entity": aligned})
-        return dict(saved)
+        return dict(await self.client.call("GET", f"{ORDERS}/{int(order_id)}", "order_get"))
 
     async def _placed_order_id(self, cart: str) -> int | None:
         """After an ambiguous place-order failure: did the cart become an order?"""

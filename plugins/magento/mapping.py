@@ -363,6 +363,33 @@ def aligned_entity(
     }
 
 
+def placed_for(
+    raw: JSON, order: Order, lines: Sequence[CartLine], settings: MagentoSettings
+) -> bool:
+    """Whether an unstamped order is the cart checkout of ``order``: our payment method,
+    the same SKUs and quantities, the same recipient's last name and postcode."""
+    if raw.get("ext_order_id") or (raw.get("payment") or {}).get("method") != (
+        settings.payment_method
+    ):
+        return False
+    items: dict[str, Decimal] = {}
+    for item in raw.get("items") or []:
+        if not item.get("parent_item_id"):
+            key = str(item.get("sku") or "").casefold()
+            items[key] = items.get(key, Decimal(0)) + dec(item.get("qty_ordered"))
+    if items != {line.sku.casefold(): Decimal(line.amounts.qty) for line in lines}:
+        return False
+    ship_to = order.shipping_address or Address()
+    assignments = (raw.get("extension_attributes") or {}).get("shipping_assignments") or [{}]
+    placed_to = (assignments[0].get("shipping") or {}).get("address") or {}
+    _, last = split_name(ship_to.name)
+    return (
+        str(placed_to.get("lastname") or "").casefold() == last.casefold()
+        and str(placed_to.get("postcode") or "").casefold()
+        == (ship_to.postal_code or "-").casefold()
+    )
+
+
 def currency_fields(currency: str) -> JSON:
     """All currency codes are the order's; rates are 1 (Amazon gives no conversion)."""
     codes = ("order", "base", "global", "store")
