@@ -120,6 +120,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m002_order_raw(db: sqlite_utils.Database) -> None:
+    """The marketplace's raw payload in a column of its own: flows read an order many
+    times and never need it (parsing it was most of the cost of reading an order)."""
+    db.table("orders").add_column("raw", str)
+
+
 def apply(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction.
 

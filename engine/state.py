@@ -8,12 +8,14 @@ fencing epoch keeps two processes from syncing one connection at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import sqlite3
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from sqlite_utils.db import NotFoundError
 from engine import migrations
 from engine.errors import LeaseLost
 from engine.models import Order
+from engine.redact import GLOBAL_REDACTOR
 
 
 def utcnow() -> datetime:
@@ -36,6 +39,14 @@ def utcnow() -> datetime:
 
 def _now() -> str:
     return utcnow().isoformat()
+
+
+_RAW = {"raw"}
+_RECORD_COLUMNS = (
+    "connection_id, order_id, state, payload, shop_order_id, shop_order_number, "
+    "failure_reason, failure_message, quota_month"
+)
+"""What :class:`OrderRecord` needs (not ``raw``)."""
 
 
 def _value(value: Any) -> Any:
@@ -132,6 +143,8 @@ class Lease:
     connection_id: str
     owner: str
     epoch: int
+    ttl: float = 600.0
+    """Seconds each renewal extends the lease by (``lease_seconds``)."""
 
 
 @dataclass
@@ -147,18 +160,77 @@ class OrderRecord:
     quota_month: str | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> OrderRecord:
+    def from_row(cls, row: dict[str, Any], orders: OrderCache | None = None) -> OrderRecord:
+        payload = row["payload"]
         return cls(
             connection_id=row["connection_id"],
             order_id=row["order_id"],
             state=OrderState(row["state"]),
-            order=Order.model_validate_json(row["payload"]),
+            order=orders.parse(payload)
+            if orders is not None
+            else Order.model_validate_json(payload),
             shop_order_id=row["shop_order_id"],
             shop_order_number=row["shop_order_number"],
             failure_reason=row["failure_reason"],
             failure_message=row["failure_message"],
             quota_month=row["quota_month"],
         )
+
+
+class OrderCache:
+    """Parsed orders by their stored JSON: an order read again is not parsed again.
+
+    Orders are frozen models, so one instance can stand for equal payloads. Bounded
+    (least recently used first out) so a large backlog cannot grow memory.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._orders: OrderedDict[str, Order] = OrderedDict()
+
+    def parse(self, payload: str) -> Order:
+        order = self._orders.get(payload)
+        if order is None:
+            order = Order.model_validate_json(payload)
+            self.put(payload, order)
+        else:
+            self._orders.move_to_end(payload)
+        return order
+
+    def put(self, payload: str, order: Order) -> None:
+        self._orders[payload] = order
+        self._orders.move_to_end(payload)
+        if len(self._orders) > self.size:
+            self._orders.popitem(last=False)
+
+
+# SQL text of the hot-path writes, built once per table and column set.
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...], or_ignore: bool) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    return f'{verb} INTO "{table}" ({names}) VALUES ({marks})'
+
+
+@functools.cache
+def _upsert_sql(
+    table: str, columns: tuple[str, ...], pk: tuple[str, ...], insert_only: tuple[str, ...]
+) -> str:
+    kept = set(pk) | set(insert_only)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in kept)
+    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    keys = ", ".join(f'"{c}"' for c in pk)
+    return f"{_insert_sql(table, columns, False)} ON CONFLICT ({keys}) {action}"
+
+
+@functools.cache
+def _update_sql(table: str, where: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    sets = ", ".join(f'"{c}" = ?' for c in columns)
+    conditions = " AND ".join(f'"{c}" = ?' for c in where)
+    return f'UPDATE "{table}" SET {sets} WHERE {conditions}'
 
 
 def default_state_path() -> Path:
@@ -182,6 +254,7 @@ class StateStore:
         self.pid = os.getpid()
         self.owner = owner or f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._depth = 0
+        self.orders = OrderCache()
         migrations.apply(self.db)
 
     def close(self) -> None:
@@ -217,10 +290,7 @@ class StateStore:
 
     def _insert(self, table: str, row: dict[str, Any], *, or_ignore: bool = False) -> int:
         """Insert one row; the number of rows inserted (0 when ignored)."""
-        columns = ", ".join(f'"{c}"' for c in row)
-        marks = ", ".join("?" for _ in row)
-        verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-        sql = f'{verb} INTO "{table}" ({columns}) VALUES ({marks})'
+        sql = _insert_sql(table, tuple(row), or_ignore)
         return self.db.conn.execute(sql, [_value(v) for v in row.values()]).rowcount
 
     def _upsert(
@@ -232,20 +302,12 @@ class StateStore:
     ) -> None:
         """Insert or update one row by its primary key; ``insert_only`` columns keep
         the value of the first insert."""
-        columns = ", ".join(f'"{c}"' for c in row)
-        marks = ", ".join("?" for _ in row)
-        keys = ", ".join(f'"{c}"' for c in pk)
-        kept = set(pk) | set(insert_only)
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in row if c not in kept)
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT ({keys}) {action}'
+        sql = _upsert_sql(table, tuple(row), tuple(pk), tuple(insert_only))
         self.db.conn.execute(sql, [_value(v) for v in row.values()])
 
     def _update(self, table: str, where: dict[str, Any], values: dict[str, Any]) -> None:
         """Update one row; :class:`sqlite_utils.db.NotFoundError` if there is none."""
-        sets = ", ".join(f'"{c}" = ?' for c in values)
-        conditions = " AND ".join(f'"{c}" = ?' for c in where)
-        sql = f'UPDATE "{table}" SET {sets} WHERE {conditions}'
+        sql = _update_sql(table, tuple(where), tuple(values))
         args = [_value(v) for v in values.values()] + list(where.values())
         if self.db.conn.execute(sql, args).rowcount == 0:
             raise NotFoundError(f"no row in {table} where {where}")
@@ -279,7 +341,7 @@ class StateStore:
                 },
                 pk=("connection_id",),
             )
-        return Lease(connection_id=connection_id, owner=self.owner, epoch=epoch)
+        return Lease(connection_id=connection_id, owner=self.owner, epoch=epoch, ttl=ttl)
 
     def _holder_dead(self, row: dict[str, Any]) -> bool:
         if row["host"] != self.host or row["pid"] == self.pid:
@@ -292,12 +354,13 @@ class StateStore:
             return False
         return False
 
-    def check_lease(self, lease: Lease, ttl: float = 600.0) -> None:
-        """Fence: raise :class:`LeaseLost` unless ``lease`` is still current; extend it."""
+    def check_lease(self, lease: Lease) -> None:
+        """Fence: raise :class:`LeaseLost` unless ``lease`` is still current; extend it
+        by its ``ttl``."""
         with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE leases SET expires_at = ? WHERE connection_id = ? AND owner = ? AND epoch = ?",
-                [time.time() + ttl, lease.connection_id, lease.owner, lease.epoch],
+                [time.time() + lease.ttl, lease.connection_id, lease.owner, lease.epoch],
             )
             if cursor.rowcount != 1:
                 raise LeaseLost(
@@ -363,18 +426,36 @@ class StateStore:
         )
         return OrderState(rows[0]["state"]) if rows else None
 
-    def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
+    def order_raw(self, connection_id: str, order_id: str) -> dict[str, Any]:
+        """The marketplace's raw payload of an order as last read (``{}`` if none).
+
+        Orders read back from the store carry ``raw={}``: flows never need it.
+        """
         rows = self._rows(
-            "SELECT * FROM orders WHERE connection_id = ? AND order_id = ?",
+            "SELECT raw, payload FROM orders WHERE connection_id = ? AND order_id = ?",
             [connection_id, order_id],
         )
-        return OrderRecord.from_row(rows[0]) if rows else None
+        if not rows:
+            return {}
+        if rows[0]["raw"]:
+            raw: dict[str, Any] = json.loads(rows[0]["raw"])
+            return raw
+        return dict(json.loads(rows[0]["payload"]).get("raw") or {})  # saved before m002
+
+    def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
+        rows = self._rows(
+            f"SELECT {_RECORD_COLUMNS} FROM orders WHERE connection_id = ? AND order_id = ?",
+            [connection_id, order_id],
+        )
+        return OrderRecord.from_row(rows[0], self.orders) if rows else None
 
     def save_order(
         self, connection_id: str, order: Order, state: OrderState, **fields: Any
     ) -> None:
         """Insert or update an order's payload and state (plus any column in ``fields``)."""
         now = _now()
+        payload = order.model_dump_json(exclude=_RAW)
+        self.orders.put(payload, order.model_copy(update={"raw": {}}) if order.raw else order)
         row: dict[str, Any] = {
             "connection_id": connection_id,
             "order_id": order.marketplace_order_id,
@@ -385,7 +466,8 @@ class StateStore:
             "marketplace_updated_at": order.updated_at.isoformat(),
             "total": str(order.total.amount),
             "currency": order.currency,
-            "payload": order.model_dump_json(),
+            "payload": payload,
+            "raw": json.dumps(order.raw, separators=(",", ":"), default=str),
             "updated_at": now,
             **fields,
         }
@@ -400,6 +482,8 @@ class StateStore:
     def set_order_state(
         self, connection_id: str, order_id: str, state: OrderState, **fields: Any
     ) -> None:
+        if fields.get("failure_message"):
+            fields["failure_message"] = GLOBAL_REDACTOR(fields["failure_message"])
         with self.transaction():
             self._update(
                 "orders",
@@ -430,16 +514,42 @@ class StateStore:
         )
         return list(rows)
 
+    def order_ids_in_states(
+        self, connection_id: str, states: frozenset[OrderState]
+    ) -> list[tuple[str, OrderState]]:
+        """``(order id, state)`` of the orders in ``states``, oldest purchase first
+        (no payload parsed)."""
+        marks = ",".join("?" for _ in states)
+        rows = self.db.conn.execute(
+            f"SELECT order_id, state FROM orders WHERE connection_id = ? AND state IN ({marks}) "
+            "ORDER BY purchased_at",
+            [connection_id, *sorted(s.value for s in states)],
+        ).fetchall()
+        return [(oid, OrderState(state)) for oid, state in rows]
+
+    def get_orders(self, connection_id: str, order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+        """Several orders by id (one query per 500); missing ids are left out."""
+        found: dict[str, OrderRecord] = {}
+        for start in range(0, len(order_ids), 500):
+            chunk = list(order_ids[start : start + 500])
+            marks = ",".join("?" for _ in chunk)
+            rows = self._rows(
+                f"SELECT {_RECORD_COLUMNS} FROM orders WHERE connection_id = ? AND order_id IN ({marks})",
+                [connection_id, *chunk],
+            )
+            found.update((r["order_id"], OrderRecord.from_row(r, self.orders)) for r in rows)
+        return found
+
     def orders_in_states(
         self, connection_id: str, states: frozenset[OrderState]
     ) -> list[OrderRecord]:
         marks = ",".join("?" for _ in states)
-        rows = self.db.table("orders").rows_where(
-            f"connection_id = ? AND state IN ({marks})",
-            [connection_id, *[s.value for s in states]],
-            order_by="purchased_at",
+        rows = self._rows(
+            f"SELECT {_RECORD_COLUMNS} FROM orders WHERE connection_id = ? AND state IN ({marks}) "
+            "ORDER BY purchased_at",
+            [connection_id, *sorted(s.value for s in states)],
         )
-        return [OrderRecord.from_row(r) for r in rows]
+        return [OrderRecord.from_row(r, self.orders) for r in rows]
 
     def log(
         self, connection_id: str, order_id: str, direction: str, action: str, detail: str = ""
@@ -454,7 +564,7 @@ class StateStore:
                     "at": _now(),
                     "direction": direction,
                     "action": action,
-                    "detail": detail,
+                    "detail": GLOBAL_REDACTOR(detail) if detail else detail,
                 },
             )
 
@@ -547,14 +657,20 @@ class StateStore:
 
     def begin_attempt(self, intent: Intent, lease: Lease | None) -> None:
         """Commit ``attempts += 1`` before the external call (fenced by the lease)."""
+        self.begin_attempts([intent], lease)
+
+    def begin_attempts(self, intents: Sequence[Intent], lease: Lease | None) -> None:
+        """:meth:`begin_attempt` for several intents in one transaction."""
+        now = _now()
         with self.transaction() as db:
             if lease is not None:
                 self.check_lease(lease)
-            db.execute(
+            db.conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
-                [_now(), intent.id],
+                [(now, intent.id) for intent in intents],
             )
-        intent.attempts += 1
+        for intent in intents:
+            intent.attempts += 1
 
     def finish_intent(
         self,
@@ -571,7 +687,7 @@ class StateStore:
                 {
                     "state": state.value,
                     "failure_reason": reason,
-                    "last_error": error,
+                    "last_error": GLOBAL_REDACTOR(error) if error else error,
                     "updated_at": _now(),
                 },
             )
@@ -579,7 +695,11 @@ class StateStore:
 
     def note_intent_error(self, intent: Intent, error: str) -> None:
         with self.transaction():
-            self._update("outbox", {"id": intent.id}, {"last_error": error, "updated_at": _now()})
+            self._update(
+                "outbox",
+                {"id": intent.id},
+                {"last_error": GLOBAL_REDACTOR(error), "updated_at": _now()},
+            )
 
     def retry_failed(self, connection_id: str | None = None) -> dict[str, int]:
         """Move failed intents and orders back to pending; return counts."""
@@ -611,6 +731,7 @@ class StateStore:
         self, connection_id: str, kind: str, key: str, reason: str, message: str
     ) -> None:
         now = _now()
+        message = GLOBAL_REDACTOR(message)
         with self.transaction() as db:
             existing = list(
                 db.table("failures").rows_where(

@@ -38,6 +38,11 @@ IMPORT_EVERY = 100
 """While a long window is read, import what is queued after this many orders: the
 time spent importing lets the marketplace's rate-limit bucket refill for the next
 page. (Not with a monthly quota, which takes the window's oldest orders first.)"""
+INGEST_BATCH = 100
+"""Orders read are committed together, this many per transaction. Until then they
+are only in memory; a crash loses nothing, as the cursor has not moved."""
+CANCEL_BATCH = 50
+"""Marketplace cancellations looked up and cancelled in the shop together."""
 
 
 def order_window(ctx: SyncContext) -> tuple[datetime, datetime]:
@@ -59,6 +64,7 @@ def order_window(ctx: SyncContext) -> tuple[datetime, datetime]:
 
 async def run_orders(ctx: SyncContext) -> FlowReport:
     report = FlowReport(FLOW)
+    products: dict[str, ProductRef] = {}  # resolved during this run
     since, until = order_window(ctx)
     await refetch_rejected(ctx, report)
     if until > since:
@@ -66,38 +72,53 @@ async def run_orders(ctx: SyncContext) -> FlowReport:
         interleave = ctx.connection.orders_per_month is None
         read = 0
         importer: asyncio.Task[None] | None = None
+        unsaved: list[Order | RejectedOrder] = []
         try:
             async for order in ctx.marketplace.orders_updated(since, until):
-                if isinstance(order, RejectedOrder):
-                    reject(ctx, order, report)
-                else:
-                    ingest(ctx, order, report)
+                unsaved.append(order)
                 if ctx.stop.is_set():
                     complete = False
                     break
                 read += 1
+                if len(unsaved) >= INGEST_BATCH:
+                    ingest_all(ctx, unsaved, report)
                 if interleave and read % IMPORT_EVERY == 0:
+                    ingest_all(ctx, unsaved, report)
                     # Import what is queued while the next page is awaited (a
                     # rate-limited read leaves the shop side idle otherwise).
                     if importer is not None and importer.done():
                         importer.result()  # its error (e.g. LeaseLost) stops the run
                     if importer is None or importer.done():
-                        importer = asyncio.ensure_future(import_queued(ctx, report))
+                        importer = asyncio.ensure_future(import_queued(ctx, report, products))
         except BaseException:
             if importer is not None and not importer.done():
                 importer.cancel()  # like a crash: every attempt is committed first
                 await asyncio.gather(importer, return_exceptions=True)
             raise
+        ingest_all(ctx, unsaved, report)
         if importer is not None:
             await importer
         if complete:
             ctx.fence()
             ctx.store.set_cursor(ctx.cid, FLOW, until.isoformat())
     if not ctx.stop.is_set():
-        await import_queued(ctx, report)
+        await import_queued(ctx, report, products)
     if not ctx.stop.is_set():
         await run_shop_cancellations(ctx, report)
     return report
+
+
+def ingest_all(ctx: SyncContext, items: list[Order | RejectedOrder], report: FlowReport) -> None:
+    """Store orders read from the marketplace in one transaction, then forget them."""
+    if not items:
+        return
+    with ctx.store.transaction():
+        for item in items:
+            if isinstance(item, RejectedOrder):
+                reject(ctx, item, report)
+            else:
+                ingest(ctx, item, report)
+    items.clear()
 
 
 def reject(ctx: SyncContext, rejected: RejectedOrder, report: FlowReport) -> None:
@@ -232,33 +253,44 @@ def _validate(order: Order) -> tuple[FailureReason, str] | None:
     return None
 
 
-async def _resolve(ctx: SyncContext, skus: set[str]) -> dict[str, ProductRef]:
+async def _resolve(
+    ctx: SyncContext, skus: set[str], known: dict[str, ProductRef]
+) -> dict[str, ProductRef]:
+    """The shop products for ``skus``; ``known`` holds those resolved earlier in this
+    run (only found products are kept: an unknown SKU is asked again)."""
     attribute = ctx.connection.product_identification_attribute
-    found: dict[str, ProductRef] = {}
-    ordered = sorted(skus)
+    ordered = sorted(skus - known.keys())
     for start in range(0, len(ordered), RESOLVE_BATCH):
         chunk = ordered[start : start + RESOLVE_BATCH]
-        found.update(await ctx.shop.resolve_products(attribute, chunk))
-    return found
+        known.update(await ctx.shop.resolve_products(attribute, chunk))
+    return {sku: known[sku] for sku in skus if sku in known}
 
 
-async def import_queued(ctx: SyncContext, report: FlowReport) -> None:
+async def import_queued(
+    ctx: SyncContext, report: FlowReport, products: dict[str, ProductRef] | None = None
+) -> None:
     """Turn queued (and quota-held) orders into import intents, then execute them.
 
     Orders are taken oldest first. Only orders that pass validation and product
     resolution count against the monthly quota; the rest of the line is held.
+    ``products`` caches the SKUs resolved earlier in the same run.
     """
+    known = {} if products is None else products
     store, cid = ctx.store, ctx.cid
-    waiting = store.orders_in_states(cid, frozenset({OrderState.QUEUED, OrderState.HELD}))
+    waiting = store.order_ids_in_states(cid, frozenset({OrderState.QUEUED, OrderState.HELD}))
     limit = ctx.connection.orders_per_month
     month = _month(ctx)
-    in_flight = len(store.intents(cid, IntentKind.IMPORT, IntentState.PENDING))
-    remaining = None if limit is None else max(0, limit - store.quota_used(cid, month) - in_flight)
+    remaining = None
+    if limit is not None:
+        in_flight = len(store.intents(cid, IntentKind.IMPORT, IntentState.PENDING))
+        remaining = max(0, limit - store.quota_used(cid, month) - in_flight)
     position = 0
     while position < len(waiting) and (remaining is None or remaining > 0):
         size = RESOLVE_BATCH if remaining is None else min(RESOLVE_BATCH, remaining)
-        chunk = waiting[position : position + size]
-        position += len(chunk)
+        ids = [oid for oid, _ in waiting[position : position + size]]
+        position += len(ids)
+        records = store.get_orders(cid, ids)  # parsed a chunk at a time, not all at once
+        chunk = [records[oid] for oid in ids if oid in records]
         valid = []
         for record in chunk:
             invalid = _validate(record.order)
@@ -270,20 +302,16 @@ async def import_queued(ctx: SyncContext, report: FlowReport) -> None:
             else:
                 valid.append(record)
         if valid:
-            products = await _resolve(ctx, {line.sku for r in valid for line in r.order.lines})
-            for record in valid:
-                if _intend_import(ctx, record, products, month, report) and remaining is not None:
-                    remaining -= 1
-    for record in waiting[position:]:
-        if record.state is not OrderState.HELD:
-            store.set_order_state(cid, record.order_id, OrderState.HELD, quota_month=month)
-            store.log(
-                cid,
-                record.order_id,
-                "local",
-                "held",
-                f"order quota {limit}/month reached for {month}",
-            )
+            found = await _resolve(ctx, {line.sku for r in valid for line in r.order.lines}, known)
+            with store.transaction():
+                ctx.fence()
+                for record in valid:
+                    if _intend_import(ctx, record, found, month, report) and remaining is not None:
+                        remaining -= 1
+    for oid, state in waiting[position:]:
+        if state is not OrderState.HELD:
+            store.set_order_state(cid, oid, OrderState.HELD, quota_month=month)
+            store.log(cid, oid, "local", "held", f"order quota {limit}/month reached for {month}")
             report.add("held")
     intents = store.intents(cid, IntentKind.IMPORT, IntentState.PENDING)
     if intents:
@@ -312,7 +340,9 @@ def _intend_import(
     month: str,
     report: FlowReport,
 ) -> bool:
-    """Commit the import intent for one order; ``False`` if it failed instead."""
+    """Commit the import intent for one order; ``False`` if it failed instead.
+
+    Called inside the caller's fenced transaction."""
     store, cid = ctx.store, ctx.cid
     if store.order_state(cid, record.order_id) not in (OrderState.QUEUED, OrderState.HELD):
         return False  # changed meanwhile (e.g. cancelled, read while imports ran)
@@ -336,7 +366,6 @@ def _intend_import(
         }
     }
     with store.transaction():
-        ctx.fence()
         status = store.upsert_intent(
             cid, IntentKind.IMPORT, record.order_id, record.order_id, payload
         )
@@ -367,17 +396,18 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
         products = {
             sku: ProductRef.model_validate(p) for sku, p in intent.payload["products"].items()
         }
-        store.begin_attempt(intent, ctx.lease)
         work.append((intent, record, products))
     if not work:
         return
+    store.begin_attempts([intent for intent, _, _ in work], ctx.lease)
     try:
         found = await ctx.shop.find_order_refs([record.order_id for _, record, _ in work])
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 - sorted by classify()
-        for intent, record, _ in work:
-            _import_failed(ctx, intent, record, exc, report)
+        with store.transaction():
+            for intent, record, _ in work:
+                _import_failed(ctx, intent, record, exc, report)
         return
     missing = [item for item in work if item[1].order_id not in found]
     try:
@@ -391,21 +421,28 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
     outcomes: dict[str, ShopOrderRef | Exception] = dict(
         zip((r.order_id for _, r, _ in missing), created, strict=True)
     )
-    for intent, record, _ in work:
-        outcome = outcomes.get(record.order_id)
-        if isinstance(outcome, LeaseLost):
-            raise outcome
+    for _, record, _ in work:
         if record.order_id in found:
             try:
-                outcome = await ctx.shop.complete_order(record.order, found[record.order_id])
-            except LeaseLost:
-                raise
+                outcomes[record.order_id] = await ctx.shop.complete_order(
+                    record.order, found[record.order_id]
+                )
             except Exception as exc:  # noqa: BLE001
-                outcome = exc
-        if isinstance(outcome, Exception):
-            _import_failed(ctx, intent, record, outcome, report)
-        elif outcome is not None:
-            _imported(ctx, intent, record, outcome, record.order_id in found, report)
+                outcomes[record.order_id] = exc
+    lost = next((o for o in outcomes.values() if isinstance(o, LeaseLost)), None)
+    if lost is not None:
+        raise lost
+    imported: list[tuple[OrderRecord, ShopOrderRef]] = []
+    with store.transaction():
+        for intent, record, _ in work:
+            outcome = outcomes[record.order_id]
+            if isinstance(outcome, Exception):
+                _import_failed(ctx, intent, record, outcome, report)
+            else:
+                _imported(ctx, intent, record, outcome, record.order_id in found, report)
+                imported.append((record, outcome))
+    for record, ref in imported:
+        ctx.hooks.order_imported(connection_id=cid, order=record.order, shop_ref=ref)
 
 
 def _import_failed(
@@ -455,43 +492,63 @@ def _imported(
         )
         store.log(cid, oid, "amazon->shop", "imported", detail)
     report.add("imported")
-    ctx.hooks.order_imported(connection_id=cid, order=record.order, shop_ref=ref)
 
 
 async def run_shop_cancellations(ctx: SyncContext, report: FlowReport) -> None:
-    """Cancel in the shop the orders the marketplace cancelled."""
+    """Cancel in the shop the orders the marketplace cancelled, a batch at a time:
+    attempts committed, one lookup, then the cancellations."""
     store, cid = ctx.store, ctx.cid
+    todo: list[tuple[Intent, OrderRecord]] = []
     for intent in store.intents(cid, IntentKind.CANCEL_IN_SHOP, IntentState.PENDING):
-        if ctx.stop.is_set():
-            return
         record = store.get_order(cid, intent.order_id)
         if record is None:  # pragma: no cover
             continue
         if record.state is OrderState.IMPORT_INTENDED:
             continue  # wait until the import intent resolves
-        store.begin_attempt(intent, ctx.lease)
+        todo.append((intent, record))
+    for start in range(0, len(todo), CANCEL_BATCH):
+        if ctx.stop.is_set():
+            return
+        await _cancel_in_shop(ctx, todo[start : start + CANCEL_BATCH], report)
+
+
+async def _cancel_in_shop(
+    ctx: SyncContext, batch: list[tuple[Intent, OrderRecord]], report: FlowReport
+) -> None:
+    store, cid = ctx.store, ctx.cid
+    store.begin_attempts([intent for intent, _ in batch], ctx.lease)
+    outcomes: dict[str, Exception | None] = {}
+    try:
+        found = await ctx.shop.find_order_refs([intent.order_id for intent, _ in batch])
+    except LeaseLost:
+        raise
+    except Exception as exc:  # noqa: BLE001 - sorted by classify()
+        found, outcomes = {}, {intent.order_id: exc for intent, _ in batch}
+    live = [
+        (intent.order_id, found[intent.order_id], record.order)
+        for intent, record in batch
+        if intent.order_id in found and not found[intent.order_id].cancelled
+    ]
+    if live and not outcomes:
         try:
-            ref = await ctx.shop.find_order(intent.order_id)
-            if ref is not None and not ref.cancelled:
-                await ctx.shop.cancel_order(ref, record.order)
+            results = await ctx.shop.cancel_orders([(ref, order) for _, ref, order in live])
         except LeaseLost:
             raise
-        except Exception as exc:  # noqa: BLE001
-            retriable, reason, message = classify(exc)
-            if retriable:
-                retry_later(ctx, intent, report, exc)
-            else:
-                fail_item(
-                    ctx,
-                    "cancellation",
-                    intent.order_id,
-                    reason,
-                    message,
-                    order_id=intent.order_id,
-                    intent=intent,
-                )
-            continue
-        with store.transaction():
+        except Exception as exc:  # noqa: BLE001 - a connector that raised for the whole batch
+            results = [exc] * len(live)
+        if len(results) != len(live):  # pragma: no cover - a connector bug
+            raise RuntimeError(f"cancel_orders returned {len(results)} results for {len(live)}")
+        outcomes.update(zip((oid for oid, _, _ in live), results, strict=True))
+    lost = next((o for o in outcomes.values() if isinstance(o, LeaseLost)), None)
+    if lost is not None:
+        raise lost
+    with store.transaction():
+        for intent, _ in batch:
+            error = outcomes.get(intent.order_id)
+            if error is not None:
+                _cancel_failed(ctx, intent, error, report)
+                continue
+            ref = found.get(intent.order_id)
             store.finish_intent(intent, IntentState.DONE)
             store.set_order_state(cid, intent.order_id, OrderState.CANCELLED)
             store.log(
@@ -503,4 +560,20 @@ async def run_shop_cancellations(ctx: SyncContext, report: FlowReport) -> None:
                 if ref is not None
                 else "never reached the shop",
             )
-        report.add("cancelled in shop")
+            report.add("cancelled in shop")
+
+
+def _cancel_failed(ctx: SyncContext, intent: Intent, exc: Exception, report: FlowReport) -> None:
+    retriable, reason, message = classify(exc)
+    if retriable:
+        retry_later(ctx, intent, report, exc)
+        return
+    fail_item(
+        ctx,
+        "cancellation",
+        intent.order_id,
+        reason,
+        message,
+        order_id=intent.order_id,
+        intent=intent,
+    )

@@ -10,7 +10,7 @@ from engine.models import OrderStatus
 from engine.state import IntentState, OrderState, StateStore
 from tests.fakes import Crash
 
-STORE_POINTS = ["store.upsert_intent", "store.begin_attempt", "store.finish_intent"]
+STORE_POINTS = ["store.upsert_intent", "store.begin_attempts", "store.finish_intent"]
 
 
 def crash_in_store(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
@@ -77,7 +77,7 @@ async def test_import_crash(point, make_engine, world, monkeypatch):
 
 @pytest.mark.parametrize(
     "point",
-    ["shop.cancel.before", "shop.cancel.after", "store.begin_attempt", "store.finish_intent"],
+    ["shop.cancel.before", "shop.cancel.after", "store.begin_attempts", "store.finish_intent"],
 )
 async def test_cancel_in_shop_crash(point, make_engine, world, monkeypatch):
     world.add_product("SKU-1")

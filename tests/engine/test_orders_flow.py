@@ -349,3 +349,68 @@ async def test_an_order_changed_while_imports_run_is_not_imported(make_engine, w
     assert [o.marketplace_order_id for o in world.shop_orders] == ["A-1"]
     assert engine.store.get_order("c1", "A-2").state is OrderState.CANCELLED
     assert engine.store.intent("c1", IntentKind.IMPORT, "A-2") is None
+
+
+async def test_marketplace_cancellations_reach_the_shop_in_batches(make_engine, world, monkeypatch):
+    """One lookup and one ``cancel_orders`` per batch; a cancellation the shop refuses
+    fails alone and the others are done."""
+    from engine.sync import orders as orders_flow
+    from tests.fakes import FakeShop
+
+    batches: list[list[str]] = []
+    default = FakeShop.cancel_orders
+
+    async def recording(self, items):
+        batches.append([order.marketplace_order_id for _, order in items])
+        results = await default(self, items)
+        return [
+            RetriableAPIError("shop busy") if order.marketplace_order_id == "A-3" else result
+            for (_, order), result in zip(items, results, strict=True)
+        ]
+
+    monkeypatch.setattr(FakeShop, "cancel_orders", recording)
+    monkeypatch.setattr(orders_flow, "CANCEL_BATCH", 4)
+    world.add_product("SKU-1")
+    for i in range(6):
+        world.add_order(f"A-{i}")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    world.now += timedelta(minutes=10)
+    for i in range(6):
+        world.update_order(f"A-{i}", status=OrderStatus.CANCELLED)
+    report = await engine.run_flow("c1", "orders")
+    assert sorted(len(b) for b in batches) == [2, 4]
+    assert report.counts["cancelled in shop"] == 5
+    states = {f"A-{i}": engine.store.get_order("c1", f"A-{i}").state for i in range(6)}
+    assert states.pop("A-3") is OrderState.CANCEL_IN_SHOP_INTENDED  # retried next run
+    assert set(states.values()) == {OrderState.CANCELLED}
+    world.now += timedelta(minutes=10)
+    monkeypatch.setattr(FakeShop, "cancel_orders", default)
+    await engine.run_flow("c1", "orders")
+    assert engine.store.get_order("c1", "A-3").state is OrderState.CANCELLED
+    assert all(o.cancelled for o in world.shop_orders)
+
+
+async def test_each_sku_is_resolved_once_per_run(make_engine, world, monkeypatch):
+    from engine.sync import orders as orders_flow
+    from tests.fakes import FakeShop
+
+    asked: list[str] = []
+    default = FakeShop.resolve_products
+
+    async def recording(self, attribute, skus):
+        asked.extend(skus)
+        return await default(self, attribute, skus)
+
+    monkeypatch.setattr(FakeShop, "resolve_products", recording)
+    monkeypatch.setattr(orders_flow, "RESOLVE_BATCH", 2)
+    world.add_product("SKU-1")
+    for i in range(7):
+        world.add_order(f"A-{i}")
+    world.add_order("B-1", skus={"NO-SUCH": 1})
+    world.add_order("B-2", skus={"NO-SUCH": 1})
+    engine = make_engine()
+    report = await engine.run_flow("c1", "orders")
+    assert report.counts["imported"] == 7
+    assert asked.count("SKU-1") == 1
+    assert asked.count("NO-SUCH") == 2  # an unknown SKU is asked again: it may appear
