@@ -47,6 +47,9 @@ from plugins.amazon.mapping import INCLUDED_DATA, order_from_api, parse_time
 from plugins.amazon.settings import CANCEL_REASONS, AmazonSettings, load_data
 
 FINAL_FEED_STATUSES = frozenset({"DONE", "FATAL", "CANCELLED"})
+CLOCK_MARGIN = timedelta(seconds=10)
+"""Added to the 2-minute ``safety_margin``: a host clock a few seconds ahead of Amazon's
+would otherwise make ``lastUpdatedBefore`` too recent (a 400 for the whole window)."""
 CREATE_FEED_TRIES = 3
 FEED_CLOCK_SKEW = timedelta(seconds=30)
 """How far before our ``createFeed`` a feed Amazon reports may have been created
@@ -104,9 +107,18 @@ def _carriers_by_key(codes: frozenset[str]) -> dict[str, str]:
     return {_normalize(c): c for c in codes}
 
 
-def _pagination_token_expired(exc: FatalAPIError) -> bool:
-    text = f"{exc.code} {exc.message}".lower()
-    return exc.status == 400 and "token" in text and "expire" in text
+class _PageTokenRejected(Exception):
+    """A 400 for a page request that carried ``paginationToken``."""
+
+    def __init__(self, error: FatalAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    @property
+    def looks_expired(self) -> bool:
+        """For the log only: Amazon's wording for an expired token is not documented."""
+        text = f"{self.error.code} {self.error.message}".lower()
+        return "expire" in text
 
 
 class AmazonConnector(MarketplaceConnector):
@@ -204,11 +216,12 @@ class AmazonConnector(MarketplaceConnector):
     ) -> AsyncIterator[Order | RejectedOrder]:
         """Every order updated in ``[since, min(until, now - 2 min))``, all pages.
 
-        An expired pagination token (24 h) restarts the window; orders already
+        A page request rejected with a 400 (an expired token after 24 h, whatever
+        Amazon's wording) restarts the window, at most ``max_window_restarts`` times; orders already
         yielded with the same ``lastUpdatedTime`` are not yielded twice. An
         order that cannot be mapped comes as :class:`RejectedOrder`.
         """
-        end = min(until, _floor_second(self.now() - self.safety_margin))
+        end = min(until, _floor_second(self.now() - self.safety_margin - CLOCK_MARGIN))
         if end <= since:
             return
         params = {
@@ -225,11 +238,14 @@ class AmazonConnector(MarketplaceConnector):
                 async for order in self._search(params, since, end, seen):
                     yield order
                 return
-            except FatalAPIError as exc:
-                if not _pagination_token_expired(exc) or restarts >= self.max_window_restarts:
-                    raise
+            except _PageTokenRejected as rejected:
+                if restarts >= self.max_window_restarts:
+                    raise rejected.error from None
                 restarts += 1
-                self.log.warning("pagination token expired; reading the window again: %s", exc)
+                what = "expired" if rejected.looks_expired else "rejected"
+                self.log.warning(
+                    "pagination token %s; reading the window again: %s", what, rejected.error
+                )
 
     async def _search(
         self,
@@ -244,7 +260,12 @@ class AmazonConnector(MarketplaceConnector):
             query = dict(params)
             if token:
                 query[self.token_param] = token
-            page = await self.client.search_orders(query)
+            try:
+                page = await self.client.search_orders(query)
+            except FatalAPIError as exc:
+                if token and exc.status == 400:
+                    raise _PageTokenRejected(exc) from exc
+                raise
             for raw in page.get("orders") or ():
                 key = (str(raw.get("orderId")), str(raw.get("lastUpdatedTime")))
                 if key in seen:

@@ -133,6 +133,45 @@ async def test_expired_pagination_token_restarts_the_window_without_loss_or_dupl
     assert "paginationToken" not in _searches(recorder)[-3]
 
 
+async def test_any_rejected_page_token_restarts_the_window(
+    sim: AmazonSimulator, make_connector: ConnectorFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Amazon's wording is unknown: "Invalid paginationToken" restarts the window too."""
+    ids = _seed(sim, 5)
+    connector = make_connector(page_size=2)
+    orders = connector.orders_updated(sim.now() - timedelta(hours=3), sim.now())
+    got = [await anext(orders), await anext(orders)]
+
+    sim.page_tokens.clear()  # Amazon no longer knows the token it handed out
+    with caplog.at_level(logging.WARNING):
+        got += [o async for o in orders]
+
+    assert sorted(o.marketplace_order_id for o in got) == sorted(ids)
+    assert "pagination token rejected" in caplog.text
+
+
+async def test_window_restarts_are_bounded(
+    make_connector: ConnectorFactory,
+) -> None:
+    sim = AmazonSimulator(time_scale=1000, page_token_ttl=-1)  # every token is stale at once
+    _seed(sim, 3)
+    connector = make_connector(transport=sim.transport(), page_size=2)
+    connector.now = sim.now
+    with pytest.raises(FatalAPIError, match="expired"):
+        _ = await read_orders(connector, sim.now() - timedelta(hours=3), sim.now())
+    assert sim.calls["searchOrders"] == 2 * (1 + connector.max_window_restarts)
+
+
+async def test_a_host_clock_a_few_seconds_ahead_still_reads_the_window(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    ids = _seed(sim, 2)
+    connector = make_connector()
+    connector.now = lambda: sim.now() + timedelta(seconds=5)
+    orders = await read_orders(connector, sim.now() - timedelta(hours=3), sim.now())
+    assert sorted(o.marketplace_order_id for o in orders) == sorted(ids)
+
+
 async def test_other_bad_requests_are_not_retried_as_expiry(
     sim: AmazonSimulator, make_connector: ConnectorFactory
 ) -> None:
