@@ -7,10 +7,11 @@ simulator, plus a few admin actions the suite needs to set the scene.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from pydantic import ValidationError
@@ -29,6 +30,8 @@ from engine.models import (
     ShopOrderRef,
     StockLevel,
 )
+
+T = TypeVar("T")
 
 
 def sample_order(
@@ -111,6 +114,24 @@ class ShopHarness(Protocol):
     def count_orders(self, marketplace_order_id: str) -> int: ...
     def order_total(self, ref: ShopOrderRef) -> Decimal: ...
 
+    # Optional: ``advance(seconds)`` lets shop time pass (the simulator's clock; a
+    # harness with a ``sim`` that has ``advance`` needs nothing more). Without it,
+    # the suite relies on the time the harness's own admin actions let pass.
+
+
+def let_time_pass(harness: object, seconds: float) -> None:
+    """Move the harness's shop clock forward, if it has one (see :class:`ShopHarness`)."""
+    advance = getattr(harness, "advance", None) or getattr(
+        getattr(harness, "sim", None), "advance", None
+    )
+    if advance is not None:
+        advance(seconds)
+
+
+LATER = 15 * 60
+"""Shop time between the merchant's changes in the stock test: more than any
+connector's re-read (lookback) window."""
+
 
 class MarketplaceHarness(Protocol):
     """What the marketplace suite needs besides the connector."""
@@ -154,6 +175,16 @@ async def _drain_stock(
     return levels, cursor
 
 
+def _async_tests_marked(cls: type[T]) -> type[T]:
+    """Mark the suite's coroutine tests ``asyncio``: they run under pytest-asyncio's
+    default (strict) mode too, not only with ``asyncio_mode = "auto"``."""
+    for name, value in list(vars(cls).items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(value):
+            setattr(cls, name, pytest.mark.asyncio(value))
+    return cls
+
+
+@_async_tests_marked
 class ShopConformance:
     """Standard tests for a :class:`ShopConnector` against its simulator."""
 
@@ -270,17 +301,29 @@ class ShopConformance:
         assert {s.shipment_id for s in again} & {s.shipment_id for s in mine} == set()
 
     async def test_stock_full_read_then_changes_only(self, harness: ShopHarness) -> None:
+        harness.add_product("CONF-STILL", 3)
         harness.add_product("CONF-H", 4)
         harness.add_product("CONF-I", 6)
         levels, cursor = await _drain_stock(harness.connector, harness.attribute, None)
-        assert levels["CONF-H"] == 4 and levels["CONF-I"] == 6
+        assert levels["CONF-STILL"] == 3 and levels["CONF-H"] == 4 and levels["CONF-I"] == 6
+        let_time_pass(harness, LATER)
         harness.set_stock("CONF-I", 2)
-        changed, _ = await _drain_stock(harness.connector, harness.attribute, cursor)
+        changed, cursor = await _drain_stock(harness.connector, harness.attribute, cursor)
         assert changed.get("CONF-I") == 2
         # A boundary item may be read again (timestamps are coarse), never a stale value.
-        assert changed.get("CONF-H", 4) == 4
+        assert changed.get("CONF-H", 4) == 4 and changed.get("CONF-STILL", 3) == 3
+        let_time_pass(harness, LATER)
+        harness.set_stock("CONF-H", 1)
+        changed, _ = await _drain_stock(harness.connector, harness.attribute, cursor)
+        assert changed.get("CONF-H") == 1
+        # Changes only: untouched since before the previous read, it is not read again.
+        assert "CONF-STILL" not in changed, (
+            "a changes read returned a SKU that did not change (if the connector re-reads "
+            "a window of recent changes, give the harness advance(seconds))"
+        )
 
 
+@_async_tests_marked
 class MarketplaceConformance:
     """Standard tests for a :class:`MarketplaceConnector` against its simulator."""
 

@@ -8,6 +8,7 @@ An empty bucket answers with the platform's own 429 response.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +54,14 @@ class Limit:
 def default_throttled_response(
     operation: str, retry_after: float
 ) -> tuple[int, dict[str, str], bytes]:
+    """A JSON 429 with ``Retry-After`` in whole simulated seconds (clients divide
+    it by the time scale, see :class:`engine.http.ApiClient`)."""
     body = json.dumps({"errors": [{"code": "QuotaExceeded", "message": "Rate limit exceeded"}]})
-    return 429, {"content-type": "application/json"}, body.encode()
+    headers = {
+        "content-type": "application/json",
+        "retry-after": str(max(1, math.ceil(retry_after))),
+    }
+    return 429, headers, body.encode()
 
 
 @dataclass
