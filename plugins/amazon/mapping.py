@@ -8,9 +8,21 @@ Money rules (all exact ``Decimal``):
   subtype, as a positive number;
 - order ``shipping_price``/``shipping_tax``/``shipping_discount`` = the
   ``SHIPPING`` parts summed over items (the order-level ``SHIPPING`` breakdown
-  when items carry none);
+  when items carry none), **plus the other charges** the engine's ``Order`` has
+  no field for: ``GIFT_WRAP``, ``COD_FEE``, ``OTHER`` (with their tax and
+  discount subtypes) and the order-level ``DELIVERY_TIP``. They are money the
+  buyer paid on top of the items, so the shop order's total stays Amazon's;
+  :data:`EXTRA_CHARGES` lists them, ``Order.raw`` keeps the breakdown;
+- ``taxes_included`` is read from each order's proceeds: when the breakdowns
+  sum to ``grandTotal`` with ``TAX`` added, tax is on top (the model's UK
+  example does this although UK prices usually include VAT); without it, tax is
+  inside; when no tax or no total tells, the marketplace's convention;
 - order ``total`` = ``proceeds.grandTotal``; computed from the lines only when
   Amazon sends none (e.g. some PENDING orders).
+
+So for every order: lines (unit x quantity - discount) + shipping_price -
+shipping_discount (+ line tax + shipping_tax when ``taxes_included`` is false)
+== total, to the cent, whenever Amazon's own parts add up.
 """
 
 from __future__ import annotations
@@ -43,6 +55,15 @@ INCLUDED_DATA: tuple[str, ...] = (
     "TAX",
 )
 """``includedData`` requested by searchOrders and getOrder (enum values of the model)."""
+
+ITEM_CHARGES = ("GIFT_WRAP", "COD_FEE", "OTHER")
+"""Item proceeds types besides ITEM/SHIPPING/TAX/DISCOUNT: charged to the buyer."""
+ORDER_CHARGES = ("DELIVERY_TIP",)
+"""Order-level proceeds not attributed to any item."""
+EXTRA_CHARGES = ITEM_CHARGES + ORDER_CHARGES
+"""Charges carried in ``shipping_price`` (the engine's Order has no field for them)."""
+CHARGE_SUBTYPES = ("SHIPPING", *ITEM_CHARGES)
+"""TAX/DISCOUNT subtypes that belong to a charge, not to the item itself."""
 
 STATUSES: dict[str, OrderStatus] = {
     "PENDING_AVAILABILITY": OrderStatus.PENDING,
@@ -94,16 +115,36 @@ class _Amounts:
         return _decimal(data["amount"], f"order {self.order_id} {where}")
 
     def breakdown(self, breakdowns: Iterable[Any], kind: str) -> tuple[Decimal, Decimal]:
-        """``(total, shipping part)`` of one proceeds category of an item."""
-        total = shipping = Decimal(0)
+        """``(total, part on charges)`` of one proceeds category: the part is the sum
+        of the ``SHIPPING``, ``GIFT_WRAP``, ``COD_FEE`` and ``OTHER`` subtypes."""
+        total = charges = Decimal(0)
         for entry in breakdowns:
             if not isinstance(entry, dict) or entry.get("type") != kind:
                 continue
             total += self.money(entry.get("subtotal"), kind)
             for detail in entry.get("detailedBreakdowns") or ():
-                if isinstance(detail, dict) and detail.get("subtype") == "SHIPPING":
-                    shipping += self.money(detail.get("value"), f"{kind}/SHIPPING")
-        return total, shipping
+                subtype = detail.get("subtype") if isinstance(detail, dict) else None
+                if subtype in CHARGE_SUBTYPES:
+                    charges += self.money(detail.get("value"), f"{kind}/{subtype}")
+        return total, charges
+
+    def charges(self, breakdowns: Iterable[Any], kinds: Iterable[str]) -> Decimal:
+        return sum((self.breakdown(breakdowns, kind)[0] for kind in kinds), Decimal(0))
+
+    def taxes_included(self, breakdowns: list[Any], total: Decimal, default: bool) -> bool:
+        """Whether ``TAX`` is inside the other parts, read off how they sum to ``total``."""
+        tax, _ = self.breakdown(breakdowns, "TAX")
+        parts = Decimal(0)
+        for entry in breakdowns:
+            if isinstance(entry, dict) and entry.get("type") != "TAX":
+                parts += self.money(entry.get("subtotal"), str(entry.get("type")))
+        if not tax or not breakdowns:
+            return default
+        if parts + tax == total:
+            return False
+        if parts == total:
+            return True
+        return default
 
 
 def _currency(data: dict[str, Any], marketplace_id: str) -> str:
@@ -188,15 +229,15 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
     items = [i for i in data.get("orderItems") or () if isinstance(i, dict)]
     lines: list[OrderLine] = []
     shipping = shipping_tax = shipping_discount = Decimal(0)
-    item_shipping_seen = False
+    item_kinds: set[str] = set()
+    all_item_breakdowns: list[Any] = []
     for item in items:
         breakdowns = (item.get("proceeds") or {}).get("breakdowns") or ()
-        ship, _ = amounts.breakdown(breakdowns, "SHIPPING")
+        all_item_breakdowns.extend(breakdowns)
+        ship = amounts.charges(breakdowns, ("SHIPPING", *ITEM_CHARGES))
         tax, tax_on_shipping = amounts.breakdown(breakdowns, "TAX")
         discount, discount_on_shipping = amounts.breakdown(breakdowns, "DISCOUNT")
-        item_shipping_seen = item_shipping_seen or any(
-            isinstance(b, dict) and b.get("type") == "SHIPPING" for b in breakdowns
-        )
+        item_kinds.update(str(b.get("type")) for b in breakdowns if isinstance(b, dict))
         shipping += ship
         shipping_tax += tax_on_shipping
         shipping_discount += abs(discount_on_shipping)
@@ -235,13 +276,18 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
         )
 
     proceeds = data.get("proceeds") or {}
-    if not item_shipping_seen:
-        shipping, _ = amounts.breakdown(proceeds.get("breakdowns") or (), "SHIPPING")
+    order_breakdowns = list(proceeds.get("breakdowns") or ())
+    # Order-level categories aggregate the items'; use them only where items carry none.
+    missing = [k for k in ("SHIPPING", *ITEM_CHARGES) if k not in item_kinds]
+    shipping += amounts.charges(order_breakdowns, (*missing, *ORDER_CHARGES))
 
     known = marketplaces.get(marketplace_id)
     taxes_included = known.tax_inclusive if known else False
     if isinstance(proceeds.get("grandTotal"), dict):
         total = amounts.money(proceeds["grandTotal"], "grandTotal")
+        taxes_included = amounts.taxes_included(
+            order_breakdowns or all_item_breakdowns, total, taxes_included
+        )
     else:
         total = sum((line.subtotal.amount - line.discount.amount for line in lines), Decimal(0))
         total += shipping - shipping_discount

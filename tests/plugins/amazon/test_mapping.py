@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ItemError
-from engine.models import FulfillmentChannel, OrderStatus
+from engine.models import FulfillmentChannel, Order, OrderStatus
 from plugins.amazon.mapping import order_from_api
 from plugins.amazon.sim_orders import OrderFactory
 from tests.plugins.amazon.contract import model_example_orders
@@ -56,14 +56,14 @@ class Expected:
 M, A = FulfillmentChannel.MERCHANT, FulfillmentChannel.MARKETPLACE
 EXPECTED: dict[str, Expected] = {
     # searchOrders 200 "examples": US, tax added; TAX 0.02 on the first item only;
-    # a DELIVERY_TIP of 5.00 is in grandTotal but in no line.
+    # a DELIVERY_TIP of 5.00 is in grandTotal but in no line: carried as shipping.
     "123-4567890-1234567": Expected(
         "ATVPDKIKX0DER", "USD", OrderStatus.SHIPPED, M, True, True, False,
         (
             Line("12345678901234", "ECHO-DOT-4-CHARCOAL", 2, "49.99", "0.02", shipped=2),
             Line("12345678901235", "FIRE-TV-4K-2021", 1, "49.99", "0", shipped=1),
         ),
-        total="154.99", buyer_name="John Smith", country="US",
+        total="154.99", shipping="5.00", buyer_name="John Smith", country="US",
     ),
     # sandbox: JP, fulfilled by Amazon, yen without decimals
     "250-1234567-8901234": Expected(
@@ -85,9 +85,10 @@ EXPECTED: dict[str, Expected] = {
         (Line("17123456789012", "DELL-I15-BR-001", 1, "1599.90", "0"),),
         total="1599.90", buyer_name="Carlos Oliveira", tax_id="1234567890", country="BR",
     ),
-    # getOrder "examples": UK; TAX 4.00 = 3.00 on the item + 1.00 on 10.00 shipping
+    # getOrder "examples": UK; TAX 4.00 = 3.00 on the item + 1.00 on 10.00 shipping,
+    # added on top (89.97 + 10.00 + 4.00 = 103.97): tax-exclusive, unlike most UK orders
     "202-1234567-8901234": Expected(
-        "A1F83G8C2ARO7P", "GBP", OrderStatus.SHIPPED, M, True, False, True,
+        "A1F83G8C2ARO7P", "GBP", OrderStatus.SHIPPED, M, True, False, False,
         (Line("20212345678901", "ECHO-DOT-4-UK-CHARCOAL-3PACK", 3, "29.99", "3.00", shipped=3),),
         total="103.97", shipping="10.00", shipping_tax="1.00", buyer_name="James Wilson",
         country="GB",
@@ -157,6 +158,61 @@ def test_model_example_maps_exactly(label: str, raw: dict[str, Any]) -> None:
     # comparing text keeps the exponent: "29.99" and "3.00" to the cent, "5980" in yen
     assert got == list(expected.lines)
     assert {line.unit_price.currency for line in order.lines} == {expected.currency}
+    assert parts_sum(order) == order.total.amount
+
+
+def parts_sum(order: Order) -> Decimal:
+    """What a shop computes: lines + shipping - discounts (+ tax when it is on top)."""
+    total = sum((line.subtotal.amount - line.discount.amount for line in order.lines), Decimal(0))
+    total += order.shipping_price.amount - order.shipping_discount.amount
+    if not order.taxes_included:
+        total += sum((line.tax.amount for line in order.lines), Decimal(0))
+        total += order.shipping_tax.amount
+    return total
+
+
+def _money(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currencyCode": "EUR"}
+
+
+def test_gift_wrap_and_cod_fee_are_charged_with_shipping() -> None:
+    """Charges without an engine field go into shipping, with their tax and discount."""
+    raw = _order()
+    raw["orderItems"][0]["proceeds"]["breakdowns"] += [
+        {"type": "SHIPPING", "subtotal": _money("4.00")},
+        {"type": "GIFT_WRAP", "subtotal": _money("2.00")},
+        {"type": "COD_FEE", "subtotal": _money("3.00")},
+        {
+            "type": "TAX",
+            "subtotal": _money("4.00"),
+            "detailedBreakdowns": [
+                {"subtype": "ITEM", "value": _money("3.19")},
+                {"subtype": "GIFT_WRAP", "value": _money("0.32")},
+                {"subtype": "COD_FEE", "value": _money("0.49")},
+            ],
+        },
+    ]
+    raw["proceeds"] = {"grandTotal": _money("25.50")}  # 20 + 4 + 2 + 3 - 3.50, VAT inside
+    order = order_from_api(raw)
+    assert order.shipping_price.amount == Decimal("9.00")
+    assert order.shipping_tax.amount == Decimal("0.81")
+    assert order.shipping_discount.amount == Decimal("1.00")
+    assert order.lines[0].tax.amount == Decimal("3.19")
+    assert order.taxes_included
+    assert parts_sum(order) == order.total.amount == Decimal("25.50")
+
+
+def test_taxes_included_follows_the_proceeds_not_the_marketplace() -> None:
+    raw = _order()
+    raw["orderItems"][0]["proceeds"]["breakdowns"].append(
+        {"type": "TAX", "subtotal": _money("3.00")}
+    )
+    on_top = dict(raw, proceeds={"grandTotal": _money("19.50")})  # 20 - 3.50 + 3.00
+    inside = dict(raw, proceeds={"grandTotal": _money("16.50")})
+    neither = dict(raw, proceeds={"grandTotal": _money("99.00")})
+    assert order_from_api(on_top).taxes_included is False
+    assert order_from_api(inside).taxes_included is True
+    assert order_from_api(neither).taxes_included is True  # Amazon.de's convention
 
 
 def test_address_fields_of_the_search_example() -> None:
