@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel
 
-from engine.errors import APIError, AuthError, ConfigError, FailureReason, FatalAPIError, ItemError
+from engine.errors import (
+    APIError,
+    AuthError,
+    ConfigError,
+    FailureReason,
+    FatalAPIError,
+    ItemError,
+    RetriableAPIError,
+)
 from engine.interfaces import ConnectorContext, ShopConnector
 from engine.models import (
     CheckResult,
@@ -23,7 +32,14 @@ from engine.models import (
 from plugins.shopify import queries as q
 from plugins.shopify.changes import ChangeReader
 from plugins.shopify.client import PLATFORM, ShopifyClient, user_errors_message
-from plugins.shopify.mapping import any_of, expected_total, gid, order_input, search_value
+from plugins.shopify.mapping import (
+    any_of,
+    expected_total,
+    gid,
+    order_input,
+    parse_time,
+    search_value,
+)
 from plugins.shopify.products import ProductResolver
 from plugins.shopify.settings import ShopifySettings, parse_attribute
 from plugins.shopify.stock import StockReader
@@ -34,6 +50,8 @@ FIND_BATCH = 50
 CREATE_REQUESTS = 2
 """Batched ``orderCreate`` requests in flight at once (the cost bucket still paces them)."""
 JOB_POLL_SECONDS = 1.0
+RECENT_PAGES = 10
+"""Pages of :data:`queries.RECENT_ORDERS_PAGE` newest orders read at most per lookup."""
 
 
 class ShopifyConnector(ShopConnector):
@@ -163,6 +181,8 @@ class ShopifyConnector(ShopConnector):
     # --- orders -------------------------------------------------------------------------
 
     async def find_orders(self, marketplace_order_id: str) -> list[ShopOrderRef]:
+        """Search only (``ordersync check``): an order created in the last
+        ``search_lag_seconds`` may not show yet."""
         return [_order_ref(n) for n in await self._find(marketplace_order_id)]
 
     async def _find(self, marketplace_order_id: str) -> list[dict[str, Any]]:
@@ -171,15 +191,19 @@ class ShopifyConnector(ShopConnector):
         return [n for n in nodes if n.get("sourceIdentifier") == marketplace_order_id]
 
     async def find_order(self, marketplace_order_id: str) -> ShopOrderRef | None:
-        matches = await self._find(marketplace_order_id)
+        """The ``source_identifier:`` search plus the orders too new to be searchable."""
+        recent = await self._recent()
+        matches = _merged(await self._find(marketplace_order_id), recent, marketplace_order_id)
         return self._pick(marketplace_order_id, matches) if matches else None
 
     async def find_order_refs(
         self, marketplace_order_ids: Sequence[str]
     ) -> dict[str, ShopOrderRef]:
-        """One ``source_identifier:"A" OR ...`` search per :data:`FIND_BATCH` ids."""
+        """One ``source_identifier:"A" OR ...`` search per :data:`FIND_BATCH` ids, plus one
+        read of the orders too new to be searchable."""
         found: dict[str, ShopOrderRef] = {}
         ids = list(dict.fromkeys(marketplace_order_ids))
+        recent = await self._recent() if ids else []
         for start in range(0, len(ids), FIND_BATCH):
             chunk = ids[start : start + FIND_BATCH]
             data = await self.client.execute(
@@ -188,17 +212,52 @@ class ShopifyConnector(ShopConnector):
             nodes = data["orders"]["nodes"]
             if len(nodes) >= q.FIND_ORDERS_PAGE:  # a full page: some may be on the next
                 for oid in chunk:
-                    ref = await self.find_order(oid)
-                    if ref is not None:
-                        found[oid] = ref
+                    matches = _merged(await self._find(oid), recent, oid)
+                    if matches:
+                        found[oid] = self._pick(oid, matches)
                 continue
-            by_id: dict[str, list[dict[str, Any]]] = {}
-            for node in nodes:
-                by_id.setdefault(node.get("sourceIdentifier") or "", []).append(node)
             for oid in chunk:
-                if by_id.get(oid):
-                    found[oid] = self._pick(oid, by_id[oid])
+                matches = _merged(nodes, recent, oid)
+                if matches:
+                    found[oid] = self._pick(oid, matches)
         return found
+
+    async def _recent(self) -> list[dict[str, Any]]:
+        """The orders created in the last ``search_lag_seconds``, newest first.
+
+        Shopify's ``orders(query:)`` search reads an index that is updated after the
+        write; a listing without ``query`` reads the orders themselves. An order whose
+        ``orderCreate`` answer was lost (a reset, a crash) may be too new for the
+        search, and creating it again would make a duplicate: it is found here.
+        """
+        window = self.config.search_lag_seconds
+        if window <= 0:
+            return []
+        found: list[dict[str, Any]] = []
+        cutoff: datetime | None = None
+        after = None
+        for _ in range(RECENT_PAGES):
+            page = (
+                await self.client.execute(
+                    q.RECENT_ORDERS, {"first": q.RECENT_ORDERS_PAGE, "after": after}
+                )
+            )["orders"]
+            for node in page["nodes"]:
+                created = parse_time(node["createdAt"])
+                if cutoff is None:  # Shopify's clock: the newest order is not after its now
+                    cutoff = created - timedelta(seconds=window)
+                if created < cutoff:
+                    return found
+                found.append(node)
+            if not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+        raise RetriableAPIError(
+            f"more than {len(found)} orders were created in the last {window:.0f} s; the "
+            "idempotency lookup waits until Shopify's search has indexed them",
+            platform=PLATFORM,
+            operation="orders",
+        )
 
     def _pick(self, marketplace_order_id: str, matches: list[dict[str, Any]]) -> ShopOrderRef:
         """The order that stands for a marketplace order: the first not cancelled."""
@@ -348,6 +407,18 @@ class ShopifyConnector(ShopConnector):
     async def stock_levels(self, attribute: str, cursor: str | None) -> StockPage:
         location = await self.location()
         return await self.stock.page(parse_attribute(attribute), location["id"], cursor)
+
+
+def _merged(
+    searched: Sequence[dict[str, Any]], recent: Sequence[dict[str, Any]], marketplace_order_id: str
+) -> list[dict[str, Any]]:
+    """The orders carrying exactly this id, from both reads, once each, oldest first."""
+    by_id = {
+        n["id"]: n
+        for n in (*searched, *recent)
+        if n.get("sourceIdentifier") == marketplace_order_id
+    }
+    return sorted(by_id.values(), key=lambda n: (n.get("createdAt") or "", n["id"]))
 
 
 def _order_ref(node: dict[str, Any]) -> ShopOrderRef:

@@ -100,6 +100,17 @@ query OrdersyncFindOrders($query: String!) {
 """
 FIND_ORDERS_PAGE = 250
 
+RECENT_ORDERS = """
+query OrdersyncRecentOrders($first: Int!, $after: String) {
+  orders(first: $first, after: $after, sortKey: CREATED_AT, reverse: true) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id name sourceIdentifier cancelledAt createdAt totalPriceSet { shopMoney { amount currencyCode } } }
+  }
+}
+"""
+RECENT_ORDERS_PAGE = 100
+"""The newest orders, read without ``query:``: not through the (lagging) search index."""
+
 _CREATED = """
     userErrors { field message code }
     order {
@@ -321,6 +332,7 @@ DOCUMENTS: dict[str, str] = {
     "variants_metafield": VARIANTS_METAFIELD,
     "find_order": FIND_ORDER,
     "find_orders": FIND_ORDERS,
+    "recent_orders": RECENT_ORDERS,
     "order_create": ORDER_CREATE,
     "order_create_batch": order_create_batch(CREATE_BATCH),
     "order_create_batch_of_one": order_create_batch(1),

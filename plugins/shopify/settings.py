@@ -102,6 +102,13 @@ class ShopifySettings(BaseModel):
     lookback_seconds: int = Field(
         default=300, ge=0, description="Re-read window for updated_at cursors (search lag)."
     )
+    search_lag_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How far Shopify's order search may lag behind orderCreate: the "
+        "idempotency lookup also lists the orders created this recently without a search, "
+        "so an order whose create answer was lost is found at once; 0 trusts the search.",
+    )
     metafield_cache_seconds: float = Field(default=600.0, ge=0)
     max_throttle_retries: int = Field(default=8, ge=0)
     timeout: float = Field(default=30.0, gt=0)

@@ -7,7 +7,9 @@
   ``X-Shopify-Access-Token`` is required (401 otherwise); invalid documents are
   answered 200 with ``errors``; every answer carries ``extensions.cost``; a cost
   bucket (2000 points, 100 points/s, scaled by ``time_scale``) answers
-  ``THROTTLED`` when empty; one query may not cost more than 1000.
+  ``THROTTLED`` when empty; one query may not cost more than 1000;
+  ``search_lag`` seconds pass before a new order shows in ``orders(query:)``
+  searches (listings without a query and ``order(id:)`` see it at once).
 - ``POST /admin/oauth/access_token``: the client credentials grant.
 - ``GET /bulk-results/{id}.jsonl``: finished bulk operation results.
 - ``/_admin/...``: test and demo controls (see :meth:`ShopifySimulator.routes`).
@@ -61,6 +63,7 @@ class ShopifySimulator:
         restore_rate: float = 100.0,
         bulk_seconds: float = 2.0,
         job_seconds: float = 0.0,
+        search_lag: float = 0.0,
         location: str | None = "Warehouse",
     ) -> None:
         self.clock = ScaledClock(time_scale)
@@ -68,7 +71,11 @@ class ShopifySimulator:
         self.state = ShopState(self.clock, currency=currency, domain=shop_domain)
         self.limiter = CostLimiter(self.clock, bucket_size, restore_rate, enabled=rate_limits)
         self.api = GraphQLAPI(
-            self.state, self.limiter, bulk_seconds=bulk_seconds, job_seconds=job_seconds
+            self.state,
+            self.limiter,
+            bulk_seconds=bulk_seconds,
+            job_seconds=job_seconds,
+            search_lag=search_lag,
         )
         self.access_token = access_token
         self.client_id = client_id

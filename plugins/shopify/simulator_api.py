@@ -151,6 +151,7 @@ class GraphQLAPI:
         limiter: CostLimiter,
         bulk_seconds: float = 2.0,
         job_seconds: float = 0.0,
+        search_lag: float = 0.0,
     ) -> None:
         self.state = state
         self.limiter = limiter
@@ -158,6 +159,9 @@ class GraphQLAPI:
         self.schema = load_schema()
         self.bulk_seconds = bulk_seconds
         self.job_seconds = job_seconds
+        self.search_lag = search_lag
+        """Seconds before a new order shows in ``orders(query:)`` searches (Shopify's index
+        is updated asynchronously); listings without ``query`` read it at once."""
         self.jobs: dict[str, float] = {}
         self.requests = 0
         self._documents: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
@@ -268,6 +272,7 @@ class GraphQLAPI:
             view: Callable[[Any], Any],
             sort: Callable[[str | None], Callable[[Any], Any]] | None = None,
             candidates: Callable[[str | None], list[Any] | None] | None = None,
+            indexed: Callable[[Any], bool] | None = None,
         ) -> Callable[..., Any]:
             def resolve(
                 info: GraphQLResolveInfo,
@@ -278,6 +283,8 @@ class GraphQLAPI:
             ) -> Any:  # noqa: N803
                 narrowed = candidates(query) if candidates else None
                 found = filtered(rows() if narrowed is None else narrowed, query, fields(), default)
+                if indexed is not None and query and query.strip():
+                    found = [row for row in found if indexed(row)]
                 key = sort(sortKey) if sort else (lambda r: r.id)
                 return connection(info, found, view, key=key, **args)
 
@@ -381,6 +388,7 @@ class GraphQLAPI:
                 v.order,
                 order_sort,
                 by_source,
+                lambda o: s.searchable(o, self.search_lag),
             ),
             "ordersCount": count(lambda: list(s.orders.values()), v.order_fields),
             "fulfillment": by_gid(s.fulfillments, "Fulfillment", v.fulfillment),

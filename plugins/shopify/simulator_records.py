@@ -235,6 +235,8 @@ class Order:
     cancel_reason: str | None = None
     closed_at: datetime | None = None
     staff_note: str | None = None
+    indexed_from: datetime | None = None
+    """When the order was written (sub-second); the search index sees it a lag later."""
 
     @property
     def name(self) -> str:

@@ -96,8 +96,17 @@ class ShopState:
     # --- basics -------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        moment = datetime.now(UTC) + timedelta(seconds=self.time_offset)
-        return moment.replace(microsecond=0)
+        return self.moment().replace(microsecond=0)
+
+    def moment(self) -> datetime:
+        """The shop's time with sub-second precision (``now`` prints whole seconds)."""
+        return datetime.now(UTC) + timedelta(seconds=self.time_offset)
+
+    def searchable(self, order: Order, lag: float) -> bool:
+        """Whether the search index already holds ``order`` (``lag`` seconds after its write)."""
+        if lag <= 0 or order.indexed_from is None:
+            return True
+        return self.moment() >= order.indexed_from + timedelta(seconds=lag)
 
     def advance(self, seconds: float) -> None:
         """Move simulated time forward (timestamps, token expiry, bucket, bulk jobs)."""
@@ -302,6 +311,7 @@ class ShopState:
             order.financial_status = data.get("financialStatus") or self._derived_status(order)
             self._claim_inventory(order, options.get("inventoryBehaviour") or "BYPASS")
             self.next_order_number += 1
+            order.indexed_from = self.moment()
             self.orders[order.id] = order
             if options.get("sendReceipt"):
                 self.notify("order_confirmation", order)

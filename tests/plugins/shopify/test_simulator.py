@@ -331,3 +331,24 @@ async def test_customer_notifications_are_recorded(
         ("order_cancelled", first, "buyer@example.com"),
     ]
     assert (await http.get("/_admin/state")).json()["notifications"] == 3
+
+
+async def test_search_lag_hides_new_orders_from_searches_only() -> None:
+    sim = ShopifySimulator(time_scale=100.0, search_lag=30.0)
+    sim.add_product("LAG-1", quantity=5)
+    order = sim.add_order({"LAG-1": 1}, source_identifier="LAG-ORDER-1")
+    search = "query S($q: String) { orders(first: 5, query: $q) { nodes { id } } }"
+
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="https://shop.test") as raw:
+
+        async def ids(query: str | None) -> list[str]:
+            answer = await _gql(raw, search, {"q": query})
+            return [n["id"] for n in answer["data"]["orders"]["nodes"]]
+
+        assert await ids('source_identifier:"LAG-ORDER-1"') == []
+        assert await ids("tag:x OR source_name:web") == []
+        assert await ids(None) == [order]  # a listing reads the orders, not the index
+        by_id = await _gql(raw, "query O($id: ID!) { order(id: $id) { id } }", {"id": order})
+        assert by_id["data"]["order"] == {"id": order}
+        sim.advance(31)
+        assert await ids('source_identifier:"LAG-ORDER-1"') == [order]
