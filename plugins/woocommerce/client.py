@@ -1,5 +1,9 @@
 """HTTP access to ``wc/v3``: authentication, pagination headers, the server clock.
 
+Authentication: HTTP Basic over HTTPS (``consumer_key``/``consumer_secret`` query
+parameters with ``query_string_auth``); OAuth 1.0a signatures for a plain-HTTP store,
+the only key authentication WooCommerce accepts there (:mod:`plugins.woocommerce.auth`).
+
 Every call goes through :class:`engine.http.ApiClient` (retries, error classes,
 redaction). WooCommerce publishes no rate limit; one client-side bucket shared
 by all operations keeps us polite towards small hosts.
@@ -23,6 +27,7 @@ from engine.http import ApiClient, RetryPolicy, json_body
 from engine.interfaces import ConnectorContext
 from engine.ratelimit import OperationLimiter, RateLimit
 from engine.redact import Redactor
+from plugins.woocommerce.auth import OAuth1QueryAuth
 from plugins.woocommerce.settings import WooCommerceSettings
 
 PLATFORM = "woocommerce"
@@ -88,7 +93,14 @@ class WooClient:
         key = settings.consumer_key.get_secret_value()
         secret = settings.consumer_secret.get_secret_value()
         self._basic = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
-        self._query_auth = {"consumer_key": key, "consumer_secret": secret}
+        self._query_auth = (
+            {"consumer_key": key, "consumer_secret": secret}
+            if settings.query_string_auth and not settings.signs_requests
+            else {}
+        )
+        self._oauth = (
+            OAuth1QueryAuth(key, secret, "HMAC-SHA256") if settings.signs_requests else None
+        )
         self._redactor = Redactor([key, secret, self._basic])
         self._limiter = SharedLimiter(
             RateLimit(rate=settings.requests_per_second, burst=settings.burst),
@@ -111,9 +123,14 @@ class WooClient:
             retry=retry,
             timeout=self.settings.timeout_seconds,
             headers={"Accept": "application/json", "User-Agent": f"ordersync/{engine.__version__}"},
-            auth_headers=None if self.settings.query_string_auth else self._auth_headers,
+            auth_headers=self._auth_headers if self._basic_auth else None,
+            auth=self._oauth,
             redactor=self._redactor,
         )
+
+    @property
+    def _basic_auth(self) -> bool:
+        return not self._query_auth and self._oauth is None
 
     async def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": self._basic}
@@ -135,8 +152,7 @@ class WooClient:
     ) -> httpx.Response:
         """Send with auth; ``retry=False`` for a write that must not be sent twice."""
         query = _encode_params(params or {})
-        if self.settings.query_string_auth:
-            query.update(self._query_auth)
+        query.update(self._query_auth)
         kwargs: dict[str, Any] = {"params": query}
         if json is not None:
             kwargs["json"] = json

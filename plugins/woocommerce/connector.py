@@ -902,6 +902,17 @@ def _auth_message(exc: AuthError) -> str:
             "the key may lack read permission, or the web server strips the Authorization "
             "header (then set query_string_auth = true)"
         )
+    if exc.code == "woocommerce_rest_authentication_error" and "signature" in exc.message:
+        return (
+            f"WooCommerce rejected the OAuth 1.0a signature of a plain-HTTP request "
+            f"({exc.message}): check consumer_key and consumer_secret, and that store_url is "
+            "exactly the site's home URL (the store signs with it: www or not, port, path)"
+        )
+    if exc.code == "woocommerce_rest_authentication_error" and "timestamp" in exc.message:
+        return (
+            f"WooCommerce refused the OAuth timestamp ({exc.message}): this machine's clock "
+            "is more than 15 minutes off the store's"
+        )
     if exc.code == "woocommerce_rest_authentication_error":
         return (
             f"WooCommerce rejected the API key ({exc.message}): check consumer_key and "

@@ -39,12 +39,15 @@ class WooCommerceSettings(BaseModel):
     consumer_key: SecretStr
     consumer_secret: SecretStr
     query_string_auth: bool = False
-    """Send the keys as ``consumer_key``/``consumer_secret`` query parameters instead of
-    HTTP Basic (for servers that strip the ``Authorization`` header)."""
+    """Over HTTPS, send the keys as ``consumer_key``/``consumer_secret`` query parameters
+    instead of HTTP Basic (for servers that strip the ``Authorization`` header)."""
     api_base: str | None = None
     """Override of the ``wc/v3`` base URL, e.g. ``https://shop.example.com/index.php/wp-json/wc/v3``."""
     allow_insecure_http: bool = False
-    """Permit ``http://`` for a non-loopback store (keys travel in clear text: avoid)."""
+    """Permit ``http://`` for a non-loopback store. WooCommerce accepts keys over plain HTTP
+    only as OAuth 1.0a signatures, so requests to an ``http://`` store (loopback too) are
+    signed (HMAC-SHA256) and the secret never travels; orders and addresses still go in
+    clear text."""
 
     ean_meta_key: str = "_alg_ean"
     """Product/variation meta key holding the EAN (``_alg_ean``, ``_ean``, ...)."""
@@ -98,12 +101,18 @@ class WooCommerceSettings(BaseModel):
                 self.allow_insecure_http or _is_loopback(parts.hostname or "")
             ):
                 raise ValueError(
-                    f"{url} is plain HTTP: WooCommerce only accepts key authentication over "
-                    "HTTPS (set allow_insecure_http only for a trusted local network)"
+                    f"{url} is plain HTTP: use https, or set allow_insecure_http to sign every "
+                    "request with OAuth 1.0a (the secret stays secret, but orders and buyers' "
+                    "addresses travel in clear text: only on a trusted network)"
                 )
         if "cancelled" in self.shipped_statuses:
             raise ValueError("shipped_statuses must not contain 'cancelled'")
         return self
+
+    @property
+    def signs_requests(self) -> bool:
+        """Whether requests are OAuth 1.0a signed (the API is reached over plain HTTP)."""
+        return urlsplit(self.base_url).scheme == "http"
 
     @property
     def base_url(self) -> str:

@@ -2,8 +2,10 @@
 
 What it models, from the documented API and WooCommerce's own behaviour:
 
-- HTTP Basic (or ``consumer_key``/``consumer_secret`` query) auth with read/write
-  permissions and WooCommerce's 401 codes; a WP-style JSON 404 for unknown routes.
+- HTTP Basic (or ``consumer_key``/``consumer_secret`` query) auth over HTTPS only, and
+  OAuth 1.0a one-legged signatures (HMAC-SHA1/256, query or header, a 15-minute timestamp
+  window, single-use nonces) over either; read/write permissions and WooCommerce's 401
+  codes; a WP-style JSON 404 for unknown routes.
 - Products and variations (``GET /products?sku=a,b`` also matches variations, as
   core does), ``page``/``per_page``/``X-WP-Total``/``X-WP-TotalPages``, ``modified_after``
   with ``dates_are_gmt``, a site timezone distinct from GMT.
@@ -27,16 +29,18 @@ import base64
 import binascii
 import email.utils
 import hashlib
+import hmac
 import json
 import math
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 import httpx
 from starlette.applications import Starlette
@@ -49,6 +53,15 @@ from engine.testing.faults import FaultInjector, FaultMiddleware
 from engine.testing.ratelimit import Limit, RateLimiter, RateLimitMiddleware, Scope
 
 NS = "/wp-json/wc/v3"
+OAUTH_REQUIRED = (
+    "oauth_consumer_key",
+    "oauth_timestamp",
+    "oauth_nonce",
+    "oauth_signature",
+    "oauth_signature_method",
+)
+OAUTH_WINDOW_SECONDS = 15 * 60
+"""How old an OAuth timestamp may be (WooCommerce's replay window)."""
 CENT = Decimal("0.01")
 MAX_BATCH = 100
 DEFAULT_KEY = "ck_test"
@@ -135,6 +148,9 @@ class WooCommerceSimulator:
     :param tax_rates: percent per shipping country; default EU VAT rates, no US tax.
     :param fulfillments: serve ``/orders/<id>/fulfillments`` (WooCommerce 10.2+ feature).
     :param searchable_meta_keys: order meta keys that ``search=`` also covers.
+    :param key_auth_over_http: accept Basic and query keys on plain-HTTP requests, which
+        no real store does (it wants OAuth 1.0a there); only for a loopback demo client
+        that cannot sign.
     """
 
     def __init__(
@@ -150,6 +166,7 @@ class WooCommerceSimulator:
         fulfillments: bool = False,
         searchable_meta_keys: Iterable[str] = (),
         base_url: str = "https://shop.example.com",
+        key_auth_over_http: bool = False,
     ) -> None:
         self.lock = threading.RLock()
         self.random = random.Random(seed)
@@ -162,7 +179,9 @@ class WooCommerceSimulator:
         self.site_offset = timedelta(hours=site_utc_offset_hours)
         self.fulfillments_enabled = fulfillments
         self.searchable_meta_keys = tuple(searchable_meta_keys)
+        self.key_auth_over_http = key_auth_over_http
         self.keys: dict[str, ApiKey] = {}
+        self._nonces: dict[str, dict[str, int]] = {}
         self.add_key(DEFAULT_KEY, DEFAULT_SECRET)
         self.products: dict[int, dict[str, Any]] = {}
         self.variations: dict[int, dict[str, Any]] = {}
@@ -820,7 +839,8 @@ class WooCommerceSimulator:
         path = scope.get("path", "")
         if not path.startswith("/wp-json/"):
             return None
-        key = _credentials(scope)[0] or "anonymous"
+        query = parse_qs(scope.get("query_string", b"").decode())
+        key = _credentials(scope)[0] or query.get("oauth_consumer_key", ["anonymous"])[0]
         return "rest", key
 
     def _throttled(self, operation: str, wait: float) -> tuple[int, dict[str, str], bytes]:
@@ -833,8 +853,8 @@ class WooCommerceSimulator:
         )
 
     def _authenticate(self, request: Request, write: bool, listing: bool) -> None:
-        key, secret = _credentials(request.scope)
-        if key is None:
+        api_key = self._user(request)
+        if api_key is None:
             verb, noun = (
                 ("create", "resources") if request.method == "POST" else ("edit", "this resource")
             )
@@ -844,25 +864,60 @@ class WooCommerceSimulator:
                 verb, "cannot_edit"
             )
             raise ApiError(401, f"woocommerce_rest_{code}", f"Sorry, you cannot {verb} {noun}.")
-        api_key = self.keys.get(key)
-        if api_key is None:
-            raise ApiError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        if secret != api_key.secret:
-            raise ApiError(
-                401, "woocommerce_rest_authentication_error", "Consumer secret is invalid."
-            )
         if write and "write" not in api_key.permissions:
-            raise ApiError(
-                401,
-                "woocommerce_rest_authentication_error",
-                "The API key provided does not have write permissions.",
-            )
+            raise _auth_error("The API key provided does not have write permissions.")
         if not write and "read" not in api_key.permissions:
-            raise ApiError(
-                401,
-                "woocommerce_rest_authentication_error",
-                "The API key provided does not have read permissions.",
-            )
+            raise _auth_error("The API key provided does not have read permissions.")
+
+    def _user(self, request: Request) -> ApiKey | None:
+        """The key a request authenticates with, as ``WC_REST_Authentication`` decides:
+        the keys themselves (Basic, else the query) only over HTTPS, else an OAuth 1.0a
+        signature; ``None`` when it carries neither (WordPress then refuses by permission).
+        """
+        if request.url.scheme == "https" or self.key_auth_over_http:
+            key, secret = _credentials(request.scope)
+            if key is not None:
+                api_key = self.keys.get(key)
+                if api_key is None:
+                    raise _auth_error("Consumer key is invalid.")
+                if not hmac.compare_digest((secret or "").encode(), api_key.secret.encode()):
+                    raise _auth_error("Consumer secret is invalid.")
+                return api_key
+        params = _oauth_parameters(request)
+        return self._check_oauth(request, params) if params else None
+
+    def _check_oauth(self, request: Request, params: dict[str, str]) -> ApiKey:
+        """``perform_oauth_authentication``: key, signature, then timestamp and nonce."""
+        api_key = self.keys.get(params["oauth_consumer_key"])
+        if api_key is None:
+            raise _auth_error("Consumer key is invalid.")
+        method = params["oauth_signature_method"]
+        if method not in ("HMAC-SHA1", "HMAC-SHA256"):
+            raise _auth_error("Invalid signature - signature method is invalid.")
+        given = unquote(params["oauth_signature"].replace(" ", "+"))
+        signed = {k: v for k, v in params.items() if k != "oauth_signature"}
+        pairs = [f"{_rawurlencode(k)}={_rawurlencode(signed[k])}" for k in sorted(signed)]
+        # The home URL with the request path: here the Host the request was sent to.
+        uri = f"{request.url.scheme}://{request.headers.get('host', '')}{request.url.path}"
+        base = "&".join(
+            (request.method.upper(), _rawurlencode(uri), "%26".join(map(_rawurlencode, pairs)))
+        )
+        digest = hashlib.sha1 if method == "HMAC-SHA1" else hashlib.sha256
+        mac = hmac.new(f"{api_key.secret}&".encode(), base.encode(), digest).digest()
+        if not hmac.compare_digest(base64.b64encode(mac).decode().encode(), given.encode()):
+            raise _auth_error("Invalid signature - provided signature does not match.")
+        stamp = params["oauth_timestamp"]
+        if not stamp.isdigit() or int(stamp) < time.time() - OAUTH_WINDOW_SECONDS:
+            raise _auth_error("Invalid timestamp.")
+        used = self._nonces.setdefault(api_key.key, {})
+        if params["oauth_nonce"] in used:
+            raise _auth_error("Invalid nonce - nonce has already been used.")
+        used[params["oauth_nonce"]] = int(stamp)
+        if len(used) > 10_000:  # WooCommerce drops nonces older than the window
+            cutoff = time.time() - OAUTH_WINDOW_SECONDS
+            for nonce in [n for n, t in used.items() if t < cutoff]:
+                del used[nonce]
+        return api_key
 
     def _build_app(self) -> Starlette:
         def rest(
@@ -1296,6 +1351,38 @@ class WooCommerceSimulator:
 # --- module helpers ---------------------------------------------------------------------
 
 
+def _auth_error(message: str) -> ApiError:
+    return ApiError(401, "woocommerce_rest_authentication_error", message)
+
+
+def _rawurlencode(value: str) -> str:
+    """PHP's ``rawurlencode`` (RFC 3986)."""
+    return quote(value, safe="-_.~")
+
+
+def _oauth_parameters(request: Request) -> dict[str, str]:
+    """``get_oauth_parameters``: the query merged with an ``Authorization: OAuth`` header;
+    empty when no OAuth parameter is there, a 401 when only some are."""
+    params = dict(request.query_params)
+    header = request.headers.get("authorization", "").strip()
+    if header[:6].lower() == "oauth ":
+        for part in header[6:].split(","):
+            key, sep, value = part.strip().partition("=")
+            if sep:
+                params[unquote(key)] = unquote(value.strip().strip('"'))
+    missing = [p for p in OAUTH_REQUIRED if not params.get(p)]
+    if len(missing) == len(OAUTH_REQUIRED):
+        return {}
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise ApiError(
+            401,
+            "woocommerce_rest_authentication_missing_parameter",
+            f"Missing OAuth parameter{plural} {', '.join(missing)}",
+        )
+    return params
+
+
 def _credentials(scope: Scope) -> tuple[str | None, str | None]:
     for name, value in scope.get("headers", []):
         if name == b"authorization" and value[:6].lower() == b"basic ":
@@ -1695,6 +1782,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fulfillments", action="store_true", help="serve /orders/<id>/fulfillments"
     )
+    parser.add_argument(
+        "--key-auth-over-http",
+        action="store_true",
+        help="accept Basic/query keys over plain HTTP (real stores want OAuth 1.0a there)",
+    )
     args = parser.parse_args(argv)
     sim = WooCommerceSimulator(
         time_scale=args.time_scale,
@@ -1702,6 +1794,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         fulfillments=args.fulfillments,
         base_url=f"http://{args.host}:{args.port}",
+        key_auth_over_http=args.key_auth_over_http,
     )
     uvicorn.run(sim.app, host=args.host, port=args.port, log_level="warning")
 

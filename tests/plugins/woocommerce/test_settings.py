@@ -57,12 +57,17 @@ def test_invalid_settings_are_rejected(change: dict, message: str) -> None:
         WooCommerceSettings.model_validate({**EXAMPLE, **change})
 
 
-def test_plain_http_only_on_loopback_or_when_allowed() -> None:
-    WooCommerceSettings.model_validate({**EXAMPLE, "store_url": "http://127.0.0.1:8103"})
-    WooCommerceSettings.model_validate({**EXAMPLE, "store_url": "http://localhost:8103"})
-    WooCommerceSettings.model_validate(
+def test_plain_http_only_on_loopback_or_when_allowed_and_then_signed() -> None:
+    """WooCommerce takes keys over plain HTTP only as OAuth 1.0a signatures."""
+    for url in ("http://127.0.0.1:8103", "http://localhost:8103"):
+        assert WooCommerceSettings.model_validate({**EXAMPLE, "store_url": url}).signs_requests
+    lan = WooCommerceSettings.model_validate(
         {**EXAMPLE, "store_url": "http://shop.lan", "allow_insecure_http": True}
     )
+    assert lan.signs_requests
+    assert not WooCommerceSettings.model_validate(EXAMPLE).signs_requests
+    mixed = {**EXAMPLE, "api_base": "http://127.0.0.1:8103/wp-json/wc/v3"}
+    assert WooCommerceSettings.model_validate(mixed).signs_requests  # the URL requests go to
 
 
 def test_register_platforms_registers_the_shop() -> None:

@@ -264,7 +264,7 @@ async def test_rate_limit_answers_429_with_retry_after() -> None:
 
 
 def test_serves_on_loopback() -> None:
-    sim = WooCommerceSimulator()
+    sim = WooCommerceSimulator(key_auth_over_http=True)  # Basic over plain HTTP: demo only
     with serve_in_thread(sim.app) as base_url:
         response = httpx.get(f"{base_url}{NS}/system_status", headers=AUTH)
     assert response.status_code == 200
