@@ -186,16 +186,31 @@ def load_plugins(
         except Exception as exc:  # noqa: BLE001
             _fail(plugins, name, None, exc)
 
-    try:
-        plugins.pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        bad = plugins.pm.get_name(exc.plugin) or "?"
-        _fail(plugins, bad, None, exc)
-        plugins.pm.unregister(name=bad)
-        plugins.infos.pop(bad, None)
-
+    _drop_unknown_hooks(plugins)
     _collect_platforms(plugins)
     return plugins
+
+
+def _drop(plugins: Plugins, name: str, exc: BaseException, *, step: str = "") -> None:
+    """Unregister a plugin that failed, with everything it registered, and report it."""
+    info = plugins.infos.pop(name, None)
+    plugins.registry.unregister_plugin(name)
+    if plugins.pm.get_plugin(name) is not None:
+        plugins.pm.unregister(name=name)
+    _fail(plugins, name, info.distribution if info else None, exc, step=step)
+
+
+def _drop_unknown_hooks(plugins: Plugins) -> None:
+    """Every plugin implementing a hook that does not exist (a typo) is dropped."""
+    while True:
+        try:
+            plugins.pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = plugins.pm.get_name(exc.plugin)
+            if name is None:  # pragma: no cover - pluggy reports registered plugins only
+                raise
+            _drop(plugins, name, exc)
 
 
 def _sorted_entry_points(group: str) -> list[EntryPoint]:
@@ -203,18 +218,17 @@ def _sorted_entry_points(group: str) -> list[EntryPoint]:
 
 
 def _collect_platforms(plugins: Plugins) -> None:
-    for name in list(plugins.infos):
-        module = plugins.pm.get_plugin(name)
-        impl = getattr(module, "register_platforms", None)
-        if impl is None:
-            continue
+    """Call each plugin's ``register_platforms`` hook, one plugin at a time.
+
+    A plugin that raises halfway leaves none of its platforms behind.
+    """
+    for impl in plugins.pm.hook.register_platforms.get_hookimpls():
+        name = impl.plugin_name
 
         def register(spec: PlatformSpec, _name: str = name) -> None:
             plugins.registry.register(spec, plugin=_name)
 
         try:
-            impl(register=register)
+            impl.function(*[{"register": register}[arg] for arg in impl.argnames])
         except Exception as exc:  # noqa: BLE001
-            _fail(plugins, name, None, exc)
-            plugins.pm.unregister(name=name)
-            plugins.infos.pop(name, None)
+            _drop(plugins, name, exc, step="register_platforms")

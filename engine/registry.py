@@ -66,6 +66,11 @@ class PlatformRegistry:
             raise KeyError(f"unknown {role or 'platform'} type {name!r} (known: {known or 'none'})")
         return spec
 
+    def unregister_plugin(self, plugin: str) -> None:
+        """Forget every platform ``plugin`` registered (it failed to load)."""
+        for name in [n for n, owner in self._owners.items() if owner == plugin]:
+            del self._specs[name], self._owners[name]
+
     def owner(self, name: str) -> str:
         return self._owners[name]
 

@@ -375,3 +375,64 @@ def test_ordersync_survives_a_plugin_whose_commands_fail(tmp_path, strict, code)
     if not strict:
         errors = json.loads(result.stdout)["errors"]
         assert [(e["name"], e["distribution"]) for e in errors] == [("badcmds", "badcmds")]
+
+
+# -- what a failing plugin leaves behind -----------------------------------------
+
+
+def _module(name: str, **functions: object) -> ModuleType:
+    module = ModuleType(name)
+    for attr, fn in functions.items():
+        setattr(module, attr, fn)
+    return module
+
+
+def test_every_plugin_with_a_misspelled_hook_is_dropped():
+    @hookimpl
+    def register_platfroms(register):  # noqa: ANN001, ANN202
+        pass
+
+    @hookimpl
+    def order_imporetd(connection_id, order, shop_ref):  # noqa: ANN001, ANN202
+        pass
+
+    plugins = load_plugins(
+        entry_points_group=None,
+        extra_modules=(
+            _module("typo_one", register_platfroms=register_platfroms),
+            _module("typo_two", order_imporetd=order_imporetd),
+            "tests.fakes",
+        ),
+    )
+    assert sorted(e.name for e in plugins.errors) == ["typo_one", "typo_two"]
+    assert list(plugins.infos) == ["fakes"]
+    assert plugins.pm.get_plugin("typo_two") is None
+
+
+def test_a_plugin_failing_halfway_through_registration_leaves_no_platform():
+    @hookimpl
+    def register_platforms(register):  # noqa: ANN001, ANN202
+        register(PlatformSpec("halfshop", "shop", FakeShop, FakeSettings))
+        raise RuntimeError("second platform needs frobnicate")
+
+    plugins = load_plugins(
+        entry_points_group=None,
+        extra_modules=(_module("half", register_platforms=register_platforms), "tests.fakes"),
+    )
+    assert "halfshop" not in plugins.registry
+    assert plugins.registry.names() == ["fakemarket", "fakeshop"]
+    assert [(e.name, e.error) for e in plugins.errors] == [
+        ("half", "register_platforms: RuntimeError: second platform needs frobnicate")
+    ]
+    assert "half" not in plugins.infos and plugins.pm.get_plugin("half") is None
+
+
+def test_only_marked_register_platforms_functions_are_hooks():
+    def register_platforms(register):  # noqa: ANN001, ANN202 - no @hookimpl
+        register(PlatformSpec("unmarked", "shop", FakeShop, FakeSettings))
+
+    plugins = load_plugins(
+        entry_points_group=None,
+        extra_modules=(_module("plain", register_platforms=register_platforms),),
+    )
+    assert "unmarked" not in plugins.registry and plugins.errors == []
