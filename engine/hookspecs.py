@@ -1,4 +1,11 @@
-"""Hook specifications: the whole plugin surface besides the connector classes."""
+"""Hook specifications: the whole plugin surface besides the connector classes.
+
+The event hooks (``order_imported``, ``shipment_confirmed``, ``item_failed``)
+are for notifiers. Each implementation is called on its own, after the change
+is committed; one that raises is logged with its plugin's name and ignored, so
+an alert that cannot be sent never stops a sync. They run inside the flow:
+hand slow work (HTTP calls) to a queue or thread rather than blocking.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +40,9 @@ def register_platforms(register: Callable[[PlatformSpec], None]) -> None:
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``ordersync`` command line.
 
-    Called when the CLI starts.
+    Called when the CLI starts. If it raises, the plugin is listed in
+    ``ordersync plugins`` errors and its commands are left out (fatal with
+    ``ORDERSYNC_STRICT_PLUGINS=1``).
 
     :param cli: the root :class:`click.Group`; use ``@cli.command()``.
     """

@@ -108,6 +108,10 @@ def test_retry_command(run, orders, world):
     world.add_product("NOPE")
     out = run("retry").stdout
     assert "re-queued 1 order(s)" in out
+    bad = json.loads(run("orders", "show", "BAD", "--json").stdout)
+    assert (bad["state"], bad["failure_reason"], bad["failure_message"]) == ("queued", None, None)
+    run("sync", "--connection", "de", "--flow", "orders")
+    assert json.loads(run("orders", "list", "--state", "failed", "--json").stdout) == []
 
 
 def test_connection_test_command(run):
