@@ -83,6 +83,8 @@ class GuardedHooks:
 
     def flush(self) -> None:
         """Deliver the held calls, unless a transaction is still open."""
+        if not self._pending:
+            return
         if self._in_transaction():
             self._later()
             return
