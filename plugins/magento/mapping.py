@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -443,44 +443,133 @@ def available_quantity(source_item: JSON) -> int:
 # --- shipments and cancellations -------------------------------------------------------
 
 
-def shipment_from(raw: JSON, order: JSON) -> Shipment | None:
-    """One Magento shipment (with its first track) → one :class:`Shipment`."""
-    marketplace_id = order.get("ext_order_id")
-    if not marketplace_id:
-        return None
+class Unreadable(ValueError):
+    """A shop record that cannot be read; the message says what is wrong."""
+
+
+def _time(raw: JSON, name: str) -> datetime:
+    try:
+        return parse_magento_time(str(raw[name]))
+    except (KeyError, TypeError, ValueError):
+        raise Unreadable(f"{name} {raw.get(name)!r} is not a Magento timestamp") from None
+
+
+def _quantity(value: Any) -> int:
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise Unreadable(f"quantity {value!r} is not a number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise Unreadable(f"quantity {value!r} is not a whole number")
+    return int(number)
+
+
+def shipment_lines(raw: JSON, order: JSON) -> list[ShipmentLine]:
+    """The shipped units per order line (child items of a configurable are skipped)."""
     order_items = {item.get("item_id"): item for item in order.get("items") or []}
     lines = []
     for item in raw.get("items") or []:
-        qty = int(dec(item.get("qty")))
+        qty = _quantity(item.get("qty"))
         order_item = order_items.get(item.get("order_item_id"))
         if qty <= 0 or (order_item and order_item.get("parent_item_id")):
             continue
         sku = (order_item or item).get("sku")
         if not sku:
-            continue
+            raise Unreadable(f"shipment item {item.get('entity_id')} has no SKU")
         ext_line = (order_item or {}).get("ext_order_item_id") or None
         line_id = ext_line if ext_line and "," not in ext_line else None
-        lines.append(ShipmentLine(sku=sku, quantity=qty, line_id=line_id))
+        lines.append(ShipmentLine(sku=str(sku), quantity=qty, line_id=line_id))
     if not lines:
+        raise Unreadable("the shipment has no item with a quantity")
+    return lines
+
+
+def counted_tracks(raw: JSON, delay: timedelta) -> list[JSON]:
+    """The tracks a shipment is confirmed with: those saved together with its first
+    track, if that came within ``delay`` of the shipment. A track added later cannot be
+    given its own items any more (the shipment went out untracked or with the others)."""
+    created = _time(raw, "created_at")
+    tracks = [t for t in raw.get("tracks") or [] if str(t.get("track_number") or "").strip()]
+    if not tracks:
+        return []
+    stamps = {id(t): _time(t, "created_at") if t.get("created_at") else created for t in tracks}
+    tracks.sort(key=lambda t: (stamps[id(t)], int(t.get("entity_id") or 0)))
+    first = stamps[id(tracks[0])]
+    if first > created + delay:
+        return []
+    return [t for t in tracks if stamps[id(t)] == first]
+
+
+def _even(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def split_lines(lines: Sequence[ShipmentLine], parts: int) -> list[list[ShipmentLine]]:
+    """Lines spread over ``parts`` parcels in order: whole lines when there are enough,
+    otherwise units, as evenly as possible (fewer parcels than units are never empty)."""
+    if len(lines) >= parts:
+        groups, start = [], 0
+        for size in _even(len(lines), parts):
+            groups.append(list(lines[start : start + size]))
+            start += size
+        return groups
+    units = [(line, n) for line in lines for n in range(line.quantity)]
+    groups = []
+    start = 0
+    for size in _even(len(units), min(parts, len(units))):
+        chunk: dict[int, ShipmentLine] = {}
+        for line, _ in units[start : start + size]:
+            prev = chunk.get(id(line))
+            qty = prev.quantity + 1 if prev else 1
+            chunk[id(line)] = line.model_copy(update={"quantity": qty})
+        groups.append(list(chunk.values()))
+        start += size
+    return groups
+
+
+def shipments_from(
+    raw: JSON, order: JSON, now: datetime, delay: timedelta
+) -> list[Shipment] | None:
+    """A Magento shipment → one :class:`Shipment` per counted track (the first keeps the
+    shipment's id), or an untracked one once ``delay`` has passed; ``None`` while it may
+    still get a track, ``[]`` when the order is not from the marketplace.
+
+    Raises :class:`Unreadable` for a record that cannot be read.
+    """
+    marketplace_id = order.get("ext_order_id")
+    if not marketplace_id:
+        return []
+    lines = shipment_lines(raw, order)
+    created = _time(raw, "created_at")
+    tracks = counted_tracks(raw, delay)
+    if not tracks and now < created + delay:
         return None
-    tracks = raw.get("tracks") or []
-    track = tracks[0] if tracks else {}
-    code = track.get("carrier_code") or None
-    carrier = track.get("title") if code in (None, "custom") else code
-    return Shipment(
-        shipment_id=str(raw["entity_id"]),
-        marketplace_order_id=str(marketplace_id),
-        shop_order_id=str(raw["order_id"]),
-        lines=tuple(lines),
-        carrier=carrier or None,
-        tracking_number=track.get("track_number") or None,
-        shipping_method=order.get("shipping_description"),
-        shipped_at=parse_magento_time(raw["created_at"]),
-    )
+    packages = list(zip(tracks, split_lines(lines, len(tracks)), strict=False)) or [({}, lines)]
+    out = []
+    for n, (track, part) in enumerate(packages):
+        code = track.get("carrier_code") or None
+        carrier = track.get("title") if code in (None, "custom") else code
+        suffix = f"-{track.get('entity_id')}" if n else ""
+        out.append(
+            Shipment(
+                shipment_id=f"{raw['entity_id']}{suffix}",
+                marketplace_order_id=str(marketplace_id),
+                shop_order_id=str(raw["order_id"]),
+                lines=tuple(part),
+                carrier=carrier or None,
+                tracking_number=str(track.get("track_number") or "").strip() or None,
+                shipping_method=order.get("shipping_description"),
+                shipped_at=created,
+            )
+        )
+    return out
 
 
 def cancellation_from(order: JSON) -> Cancellation | None:
-    """A cancelled Amazon order, unless ordersync cancelled it on Amazon's request."""
+    """A cancelled Amazon order, unless ordersync cancelled it on Amazon's request.
+
+    Raises :class:`Unreadable` for a record that cannot be read.
+    """
     if order.get("state") != "canceled" or not order.get("ext_order_id"):
         return None
     if has_marker(order, CANCEL_MARKER):
@@ -488,5 +577,5 @@ def cancellation_from(order: JSON) -> Cancellation | None:
     return Cancellation(
         marketplace_order_id=str(order["ext_order_id"]),
         shop_order_id=str(order["entity_id"]),
-        cancelled_at=parse_magento_time(order.get("updated_at") or order["created_at"]),
+        cancelled_at=_time(order, "updated_at" if order.get("updated_at") else "created_at"),
     )

@@ -54,6 +54,9 @@ class MagentoSettings(BaseModel):
     page_size: int = Field(default=100, ge=1, le=300)
     max_changed_skus: int = Field(default=1000, ge=1)
     """Above this many changed SKUs an incremental stock read becomes a full scan."""
+    untracked_shipment_delay_seconds: float = Field(default=600.0, ge=0)
+    """How long a shipment without a track waits before it is reported untracked (a
+    track added meanwhile is reported with it)."""
     settle_seconds: int = Field(default=10, ge=0)
     """Shop events newer than this are left for the next poll (commit lag)."""
     lookback_seconds: int = Field(default=0, ge=0)
