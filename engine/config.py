@@ -2,21 +2,30 @@
 
 Secrets never sit in the file: a secret field takes ``{ "$env" = "NAME" }`` or
 ``{ "$file" = "/run/secrets/name" }`` and is held as ``SecretStr``.
-Errors are reported with dotted paths (``connections.0.shop.settings.token: ...``).
+Environment variables override the file: ``ORDERSYNC_LOG_LEVEL`` at the top level,
+``ORDERSYNC_CONNECTIONS__<index or id>__<KEY>[__<KEY>...]`` inside a connection.
+Errors are reported with dotted paths (``connections.0.shop.settings.token: ...``),
+all of them in one pass, naming the variable when one set the value.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +39,10 @@ from engine.redact import GLOBAL_REDACTOR
 from engine.registry import PlatformRegistry
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("ordersync_config_file", default=None)
+_CONNECTIONS: ContextVar[list[Any] | None] = ContextVar("ordersync_connections", default=None)
+ENV_PREFIX = "ORDERSYNC_"
+CONNECTIONS_VAR = "ORDERSYNC_CONNECTIONS"
+MISSING_SECRET = "<missing secret>"  # noqa: S105 - a placeholder, not a secret
 
 Level = Literal["orders_and_stock", "stock_only"]
 FLOWS = ("orders", "shipments", "stock")
@@ -87,9 +100,7 @@ class ConnectionConfig(_Strict):
 class Config(BaseSettings):
     """The root of the configuration file."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ORDERSYNC_", env_nested_delimiter="__", extra="forbid", frozen=False
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=False)
 
     state_path: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -118,7 +129,11 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            _ConnectionsWithOverrides(settings_cls),
+            init_settings,
+            env_settings,
+        ]
         path = _CONFIG_FILE.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
@@ -130,6 +145,140 @@ class Config(BaseSettings):
                 return conn
         known = ", ".join(c.id for c in self.connections) or "none"
         raise KeyError(f"no connection {connection_id!r} in the config (known: {known})")
+
+
+class _ConnectionsWithOverrides(PydanticBaseSettingsSource):
+    """The connections list with the ``ORDERSYNC_CONNECTIONS__...`` variables applied
+    (prepared by :func:`load_config`; nothing when no variable changes it)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        merged = _CONNECTIONS.get()
+        return {} if merged is None else {"connections": merged}
+
+
+@dataclass
+class EnvOverrides:
+    """What the environment changes in a configuration."""
+
+    connections: list[Any] | None = None
+    """The connections list with the variables applied; ``None`` when none applies."""
+    origins: dict[str, str] = dataclass_field(default_factory=dict)
+    """Dotted path → the variable that set it."""
+    errors: list[tuple[str, str]] = dataclass_field(default_factory=list)
+
+
+def _env_key(connection_id: object) -> str:
+    """How a connection id is spelled in a variable name: ``amazon-de`` → ``AMAZON_DE``."""
+    return re.sub(r"[^A-Z0-9]", "_", str(connection_id).upper())
+
+
+def environment_overrides(connections: Any, environ: Mapping[str, str]) -> EnvOverrides:
+    """Apply ``ORDERSYNC_CONNECTIONS__<index|id>__<KEY>[__<KEY>...]`` to ``connections``.
+
+    Keys are matched in lower case; a value starting with ``[`` or ``{`` is JSON.
+    ``ORDERSYNC_CONNECTIONS`` alone (JSON) replaces the whole list first.
+    """
+    found = EnvOverrides()
+    upper = {name.upper(): name for name in environ}
+    for name in Config.model_fields:
+        var = upper.get(ENV_PREFIX + name.upper())
+        if var is not None:
+            found.origins[name] = var
+    base = connections
+    whole = upper.get(CONNECTIONS_VAR)
+    if whole is not None:
+        try:
+            base = json.loads(environ[whole])
+        except ValueError as exc:
+            found.errors.append(("connections", f"{whole} is not valid JSON: {exc}"))
+    nested = sorted(v for k, v in upper.items() if k.startswith(CONNECTIONS_VAR + "__"))
+    if whole is None and not nested:
+        return found
+    merged: list[Any] = copy.deepcopy(base) if isinstance(base, list) else []
+    for var in nested:
+        _apply(var, environ[var], merged, found)
+    found.connections = merged
+    return found
+
+
+def _apply(var: str, value: str, merged: list[Any], found: EnvOverrides) -> None:
+    selector, *keys = var[len(CONNECTIONS_VAR) + 2 :].split("__")
+    index, problem = _select(merged, selector)
+    if index is None:
+        found.errors.append((f"connections.{selector.lower()}", f"{var}: {problem}"))
+        return
+    keys = [k.lower() for k in keys]
+    if not keys or not all(keys):
+        found.errors.append(
+            (
+                f"connections.{index}",
+                f"{var}: name a key after the connection, e.g. {CONNECTIONS_VAR}__{index}__ACTIVE",
+            )
+        )
+        return
+    path = f"connections.{index}." + ".".join(keys)
+    target = merged[index]
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(target, dict) and key not in target:
+            target[key] = {}
+        target = target.get(key) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            where = f"connections.{index}." + ".".join(keys[: depth + 1])
+            found.errors.append((path, f"{var}: {where} is not a table"))
+            return
+    if not isinstance(target, dict):
+        found.errors.append((path, f"{var}: connections.{index} is not a table"))
+        return
+    text = value.strip()
+    if text[:1] in ("[", "{"):
+        try:
+            target[keys[-1]] = json.loads(text)
+        except ValueError as exc:
+            found.errors.append((path, f"{var} is not valid JSON: {exc}"))
+            return
+    else:
+        target[keys[-1]] = value
+    found.origins[path] = var
+
+
+def _select(merged: list[Any], selector: str) -> tuple[int | None, str]:
+    """The connection a variable names, by index or by id."""
+    ids = [c.get("id") if isinstance(c, dict) else None for c in merged]
+    known = f"the config has {len(merged)} connection(s): " + (
+        ", ".join(f"{i} ({cid})" for i, cid in enumerate(ids)) or "none"
+    )
+    if selector.isdigit():
+        index = int(selector)
+        return (index, "") if index < len(merged) else (None, f"no connection {index}; {known}")
+    matches = [
+        i for i, cid in enumerate(ids) if cid is not None and _env_key(cid) == selector.upper()
+    ]
+    if len(matches) == 1:
+        return matches[0], ""
+    if matches:
+        return None, f"{selector} matches connections {matches}; use the index"
+    return None, f"no connection with id {selector}; {known}"
+
+
+def _annotate(errors: list[tuple[str, str]], origins: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Name the variable that set a value next to an error about it."""
+    out = []
+    for path, message in errors:
+        var = next(
+            (
+                origins[key]
+                for key in sorted(origins, key=len, reverse=True)
+                if path == key or path.startswith(key + ".")
+            ),
+            None,
+        )
+        if var is not None and var not in message:
+            message = f"{message} (set by {var})"
+        out.append((path, message))
+    return out
 
 
 class LoadedConfig:
@@ -171,7 +320,11 @@ def _secret_fields(model: type[BaseModel]) -> set[str]:
 def resolve_secrets(
     settings: Mapping[str, Any], model: type[BaseModel], base_dir: Path | None, path: str
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Replace ``{"$env": NAME}`` / ``{"$file": PATH}`` values; refuse literal secrets."""
+    """Replace ``{"$env": NAME}`` / ``{"$file": PATH}`` values; refuse literal secrets.
+
+    A reference that cannot be resolved is reported and replaced by a placeholder,
+    so the rest of the settings can still be validated.
+    """
     out: dict[str, Any] = {}
     errors: list[tuple[str, str]] = []
     secret_fields = _secret_fields(model)
@@ -182,6 +335,7 @@ def resolve_secrets(
                 name = str(value["$env"])
                 if name not in os.environ:
                     errors.append((where, f"environment variable {name} is not set"))
+                    out[key] = MISSING_SECRET
                     continue
                 out[key] = os.environ[name]
             else:
@@ -192,6 +346,7 @@ def resolve_secrets(
                     out[key] = file.read_text().strip()
                 except OSError as exc:
                     errors.append((where, f"cannot read secret file {file}: {exc.strerror}"))
+                    out[key] = MISSING_SECRET
                     continue
             GLOBAL_REDACTOR.add(out[key])
         elif key in secret_fields and value is not None:
@@ -220,98 +375,139 @@ def load_config(
     :param allow_literal_secrets: accept secrets written inline (only for ``data``).
     """
     file = Path(path) if path is not None else None
+    file_data: dict[str, Any] = {}
     if file is not None:
         if not file.exists():
             raise ConfigError([("<file>", f"config file {file} does not exist")])
         try:
-            tomllib.loads(file.read_text())
+            file_data = tomllib.loads(file.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([("<file>", f"{file} is not valid TOML: {exc}")]) from None
-    token = _CONFIG_FILE.set(file)
+    base = (data if data is not None else file_data).get("connections")
+    overrides = environment_overrides(base, os.environ)
+    errors = list(overrides.errors)
+    config: Config | None = None
+    tokens = (_CONFIG_FILE.set(file), _CONNECTIONS.set(overrides.connections))
     try:
         config = Config(**(dict(data) if data is not None else {}))
     except ValidationError as exc:
-        raise ConfigError(_errors(exc)) from None
+        errors.extend(_errors(exc))
     finally:
-        _CONFIG_FILE.reset(token)
+        _CONFIG_FILE.reset(tokens[0])
+        _CONNECTIONS.reset(tokens[1])
 
-    errors: list[tuple[str, str]] = []
+    # Plugin settings are checked even when the core config is wrong: every error at once.
+    raw = overrides.connections if overrides.connections is not None else base
     settings: dict[tuple[str, str], BaseModel] = {}
     base_dir = file.parent if file is not None else None
-    for index, conn in enumerate(config.connections):
+    for index, conn in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(conn, Mapping):
+            continue
         for role in ("marketplace", "shop"):
-            platform: PlatformConfig = getattr(conn, role)
-            where = f"connections.{index}.{role}"
-            try:
-                spec = registry.get(platform.type, role)  # type: ignore[arg-type]
-            except KeyError as exc:
-                errors.append((f"{where}.type", str(exc.args[0])))
-                continue
-            raw, secret_errors = (
-                (dict(platform.settings), [])
-                if allow_literal_secrets
-                else resolve_secrets(
-                    platform.settings, spec.settings_model, base_dir, f"{where}.settings"
-                )
+            validated, problems = _plugin_settings(
+                conn, index, role, registry, base_dir, allow_literal_secrets
             )
-            errors.extend(secret_errors)
-            if secret_errors:
-                continue
-            try:
-                validated = spec.settings_model.model_validate(raw)
-            except ValidationError as exc:
-                errors.extend(_errors(exc, (f"{where}.settings",)))
-                continue
-            for value in validated.model_dump().values():
-                if isinstance(value, SecretStr):
-                    GLOBAL_REDACTOR.add(value)
-            settings[(conn.id, role)] = validated
-            errors.extend(_check_platform_values(conn, index, role, spec.connector))
-    if errors:
-        raise ConfigError(errors)
+            errors.extend(problems)
+            if validated is not None:
+                settings[(str(conn.get("id")), role)] = validated
+    if errors or config is None:
+        raise ConfigError(_annotate(errors, overrides.origins))
     return LoadedConfig(config, settings, file)
 
 
+def _plugin_settings(
+    conn: Mapping[str, Any],
+    index: int,
+    role: str,
+    registry: PlatformRegistry,
+    base_dir: Path | None,
+    allow_literal_secrets: bool,
+) -> tuple[BaseModel | None, list[tuple[str, str]]]:
+    """One connection's settings for one role, validated by its plugin, and its values
+    checked against what the platform accepts."""
+    platform = conn.get(role)
+    if not isinstance(platform, Mapping) or not isinstance(platform.get("type"), str):
+        return None, []  # reported by the core validation
+    where = f"connections.{index}.{role}"
+    try:
+        spec = registry.get(platform["type"], role)  # type: ignore[arg-type]
+    except KeyError as exc:
+        return None, [(f"{where}.type", str(exc.args[0]))]
+    values = platform.get("settings", {})
+    if not isinstance(values, Mapping):
+        return None, []  # reported by the core validation
+    errors: list[tuple[str, str]] = []
+    if allow_literal_secrets:
+        raw: dict[str, Any] = dict(values)
+    else:
+        raw, errors = resolve_secrets(values, spec.settings_model, base_dir, f"{where}.settings")
+    unresolved = {path for path, _ in errors}
+    validated: BaseModel | None = None
+    try:
+        validated = spec.settings_model.model_validate(raw)
+    except ValidationError as exc:
+        problems = _errors(exc, (f"{where}.settings",))
+        errors.extend(p for p in problems if not any(_under(p[0], u) for u in unresolved))
+    errors.extend(_check_platform_values(conn, index, role, spec.connector))
+    if errors or validated is None:
+        return None, errors
+    for value in validated.model_dump().values():
+        if isinstance(value, SecretStr):
+            GLOBAL_REDACTOR.add(value)
+    return validated, []
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".")
+
+
 def _check_platform_values(
-    conn: ConnectionConfig, index: int, role: str, connector: type
+    conn: Mapping[str, Any], index: int, role: str, connector: type
 ) -> list[tuple[str, str]]:
+    """Values the platform must accept (raw values: a wrong type is a core error)."""
+    defaults = ConnectionConfig.model_fields
+    attribute = conn.get(
+        "product_identification_attribute", defaults["product_identification_attribute"].default
+    )
+    reason = conn.get("cancellation_reason")
+    service = conn.get("default_shipping_service")
+    carrier_map = conn.get("carrier_map") or {}
+    kind = conn[role]["type"]
     errors = []
     where = f"connections.{index}"
-    if role == "shop" and issubclass(connector, ShopConnector):
-        if not connector.accepts_attribute(conn.product_identification_attribute):
+    if role == "shop" and issubclass(connector, ShopConnector) and isinstance(attribute, str):
+        if not connector.accepts_attribute(attribute):
             known = ", ".join(sorted(connector.identification_attributes))
             errors.append(
                 (
                     f"{where}.product_identification_attribute",
-                    f"{conn.shop.type} cannot match products by "
-                    f"{conn.product_identification_attribute!r} (use one of: {known})",
+                    f"{kind} cannot match products by {attribute!r} (use one of: {known})",
                 )
             )
     if role == "marketplace" and issubclass(connector, MarketplaceConnector):
         reasons = connector.cancellation_reasons
-        if reasons and conn.cancellation_reason not in reasons:
+        if reasons and isinstance(reason, str) and reason not in reasons:
             errors.append(
                 (
                     f"{where}.cancellation_reason",
-                    f"{conn.cancellation_reason!r} is not a {conn.marketplace.type} reason "
-                    f"(use one of: {', '.join(sorted(reasons))})",
+                    f"{reason!r} is not a {kind} reason (use one of: {', '.join(sorted(reasons))})",
                 )
             )
         carriers = connector.carrier_codes
-        if carriers:
-            if conn.default_shipping_service not in carriers:
-                errors.append(
-                    (
-                        f"{where}.default_shipping_service",
-                        f"{conn.default_shipping_service!r} is not a {conn.marketplace.type} carrier code",
-                    )
+        if carriers and isinstance(service, str) and service not in carriers:
+            errors.append(
+                (
+                    f"{where}.default_shipping_service",
+                    f"{service!r} is not a {kind} carrier code",
                 )
-            for shop_name, code in conn.carrier_map.items():
-                if code not in carriers:
+            )
+        if carriers and isinstance(carrier_map, Mapping):
+            for shop_name, code in carrier_map.items():
+                if isinstance(code, str) and code not in carriers:
                     errors.append(
                         (
                             f"{where}.carrier_map.{shop_name}",
-                            f"{code!r} is not a {conn.marketplace.type} carrier code",
+                            f"{code!r} is not a {kind} carrier code",
                         )
                     )
     return errors

@@ -196,3 +196,86 @@ def test_config_check_command(tmp_path, fake_plugins, monkeypatch):
     )
     assert bad.exit_code == 1
     assert "connections.0.level:" in bad.output
+
+
+def test_nested_environment_overrides_by_index_and_by_id(tmp_path, fake_plugins, monkeypatch):
+    monkeypatch.setenv("FAKE_TOKEN", "t")
+    (tmp_path / "shop-token.txt").write_text("y")
+    text = GOOD.replace('id = "de"', 'id = "amazon-de"')
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__0__ACTIVE", "false")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__AMAZON_DE__SCHEDULE__ORDERS", "60")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__AMAZON_DE__MARKETPLACE__SETTINGS__WORLD", "fr")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__0__CARRIER_MAP", '{"UPS Standard": "UPS"}')
+    loaded = load_config(write(tmp_path, text), fake_plugins.registry)
+    conn = loaded.connections[0]
+    assert conn.active is False and conn.flows() == ()
+    assert conn.schedule.orders == 60 and conn.schedule.stock == 60  # the file's value stays
+    assert conn.carrier_map == {"UPS Standard": "UPS"}
+    assert loaded.plugin_settings("amazon-de", "marketplace").world == "fr"
+    assert loaded.plugin_settings("amazon-de", "marketplace").token.get_secret_value() == "t"
+
+
+def test_bad_environment_overrides_name_the_variable_and_the_key(
+    tmp_path, fake_plugins, monkeypatch
+):
+    monkeypatch.setenv("FAKE_TOKEN", "t")
+    (tmp_path / "shop-token.txt").write_text("y")
+    monkeypatch.setenv("ORDERSYNC_LOG_LEVEL", "LOUD")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__0__ACTIVE", "maybe")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__DE__ACTIV", "false")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__0__SHOP__SETTINGS__BOGUS", "1")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__7__ACTIVE", "false")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__FR__ACTIVE", "false")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__0__LABEL__TEXT", "x")
+    monkeypatch.setenv("ORDERSYNC_CONNECTIONS__0__SCHEDULE", "{not json")
+    errors = errors_of(write(tmp_path, GOOD), fake_plugins.registry)
+    assert errors["log_level"].endswith("(set by ORDERSYNC_LOG_LEVEL)")
+    assert "valid boolean" in errors["connections.0.active"]
+    assert errors["connections.0.active"].endswith("(set by ORDERSYNC_CONNECTIONS__0__ACTIVE)")
+    assert errors["connections.0.activ"] == (
+        "Extra inputs are not permitted (set by ORDERSYNC_CONNECTIONS__DE__ACTIV)"
+    )
+    assert errors["connections.0.shop.settings.bogus"] == (
+        "Extra inputs are not permitted (set by ORDERSYNC_CONNECTIONS__0__SHOP__SETTINGS__BOGUS)"
+    )
+    assert errors["connections.7"] == (
+        "ORDERSYNC_CONNECTIONS__7__ACTIVE: no connection 7; the config has 1 connection(s): 0 (de)"
+    )
+    assert errors["connections.fr"].startswith(
+        "ORDERSYNC_CONNECTIONS__FR__ACTIVE: no connection with id FR"
+    )
+    assert errors["connections.0.label.text"] == (
+        "ORDERSYNC_CONNECTIONS__0__LABEL__TEXT: connections.0.label is not a table"
+    )
+    assert errors["connections.0.schedule"].startswith(
+        "ORDERSYNC_CONNECTIONS__0__SCHEDULE is not valid JSON"
+    )
+
+
+def test_config_check_lists_every_error_at_once(tmp_path, fake_plugins, monkeypatch):
+    """A core error does not hide plugin errors; a missing secret does not hide the rest."""
+    monkeypatch.delenv("FAKE_TOKEN", raising=False)
+    text = """
+    [[connections]]
+    id = "de"
+    level = "everything"
+    default_shipping_service = "Pigeon"
+    cancellation_reason = "NoInventory"
+    marketplace = { type = "fakemarket", settings = { wrld = "x" } }
+    shop = { type = "fakeshop", settings = { token = { "$env" = "FAKE_TOKEN" }, bogus = 1 } }
+    """
+    path = write(tmp_path, text)
+    errors = errors_of(path, fake_plugins.registry)
+    assert errors == {
+        "connections.0.level": "Input should be 'orders_and_stock' or 'stock_only'",
+        "connections.0.marketplace.settings.wrld": "Extra inputs are not permitted",
+        "connections.0.default_shipping_service": "'Pigeon' is not a fakemarket carrier code",
+        "connections.0.shop.settings.token": "environment variable FAKE_TOKEN is not set",
+        "connections.0.shop.settings.bogus": "Extra inputs are not permitted",
+    }
+    result = CliRunner().invoke(
+        cli, ["config", "check", "-c", str(path)], obj={"plugins": fake_plugins}
+    )
+    assert result.exit_code == 1
+    for key in errors:
+        assert f"{key}:" in result.output
