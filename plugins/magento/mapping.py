@@ -218,8 +218,8 @@ def buyer_email(order: Order, settings: MagentoSettings) -> str:
 
 
 def magento_sku(ref: ProductRef) -> str:
-    """:meth:`MagentoConnector.resolve_products` keeps the Magento SKU in ``variant_id``."""
-    return ref.variant_id or ref.sku
+    """The Magento SKU :meth:`MagentoConnector.resolve_products` found for a product."""
+    return ref.shop_sku or ref.sku
 
 
 def order_entity(
@@ -420,7 +420,7 @@ def product_ref(product: JSON, key: str) -> ProductRef:
     return ProductRef(
         sku=key,
         product_id=str(product["id"]),
-        variant_id=str(product["sku"]),
+        shop_sku=str(product["sku"]),
         title=product.get("name"),
     )
 

@@ -84,7 +84,7 @@ async def test_resolve_products(connect: Any) -> None:
     by_sku = await connector.resolve_products("sku", ["SKU-1", "SKU-2", "UNKNOWN"])
     assert sorted(by_sku) == ["SKU-1", "SKU-2"]
     by_ean = await connector.resolve_products("ean", [EAN_1])
-    assert by_ean[EAN_1].variant_id == "SKU-1"
+    assert by_ean[EAN_1].shop_sku == "SKU-1"
 
 
 async def test_create_and_find_order(connect: Any) -> None:

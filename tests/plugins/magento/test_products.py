@@ -13,27 +13,27 @@ from tests.plugins.magento.conftest import EAN_1, ConnectorFactory
 async def test_by_sku(connector: MagentoConnector) -> None:
     found = await connector.resolve_products("sku", ["SKU-1", "SKU-3", "NOPE", "SKU-1"])
     assert found == {
-        "SKU-1": ProductRef(sku="SKU-1", product_id="1", variant_id="SKU-1", title="Blue mug"),
-        "SKU-3": ProductRef(sku="SKU-3", product_id="3", variant_id="SKU-3", title="Spoon"),
+        "SKU-1": ProductRef(sku="SKU-1", product_id="1", shop_sku="SKU-1", title="Blue mug"),
+        "SKU-3": ProductRef(sku="SKU-3", product_id="3", shop_sku="SKU-3", title="Spoon"),
     }
 
 
 async def test_by_sku_ignores_case_like_magento(connector: MagentoConnector) -> None:
     found = await connector.resolve_products("sku", ["sku-2"])
-    assert found["sku-2"].variant_id == "SKU-2"
+    assert found["sku-2"].shop_sku == "SKU-2"
 
 
 async def test_by_entity_id(connector: MagentoConnector) -> None:
     found = await connector.resolve_products("id", ["2", "99", "not-a-number"])
     assert list(found) == ["2"]
-    assert found["2"].variant_id == "SKU-2"
+    assert found["2"].shop_sku == "SKU-2"
 
 
 async def test_by_ean_attribute(connector: MagentoConnector) -> None:
     found = await connector.resolve_products("ean", [EAN_1, "0000000000000"])
     assert list(found) == [EAN_1]
     assert found[EAN_1].product_id == "1"
-    assert found[EAN_1].variant_id == "SKU-1"
+    assert found[EAN_1].shop_sku == "SKU-1"
 
 
 async def test_custom_ean_attribute_code(
@@ -69,3 +69,9 @@ async def test_unknown_attribute_is_rejected(connector: MagentoConnector) -> Non
     assert connector.identification_attributes == frozenset({"sku", "id", "ean"})
     with pytest.raises(ValueError, match="asin"):
         await connector.resolve_products("asin", ["B0"])
+
+
+async def test_the_magento_sku_is_the_shop_sku_not_a_variant(connector: MagentoConnector) -> None:
+    """The engine matches shipment lines by ``shop_sku``; Magento has no variant ids here."""
+    found = await connector.resolve_products("ean", [EAN_1])
+    assert (found[EAN_1].shop_sku, found[EAN_1].variant_id) == ("SKU-1", None)
