@@ -14,7 +14,7 @@ import engine.http
 from bench.chaos import Expectations, convergence_problems
 from engine.plugins import Plugins
 from engine.state import IntentKind, IntentState, OrderState
-from tests.reliability.world import CID, FastRetrying, SimWorld, builtin_plugins, sim_env
+from tests.reliability.world import CID, VISIBLE, FastRetrying, SimWorld, builtin_plugins, sim_env
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_shop_changes_before_the_first_shipments_run_reach_amazon(world: SimWorl
     a shipment or cancellation of an order imported before it was never sent to Amazon."""
     world.amazon.add_order("302-0000001-0000001", {"REL-A": 1}, age_minutes=0)
     world.amazon.add_order("302-0000002-0000001", {"REL-B": 2}, age_minutes=0)
-    world.tick(130)
+    world.tick(VISIBLE)
     world.sync("orders")  # imports both; the shipments flow has not run yet
     world.shop.ship("302-0000001-0000001", None, "DHL Paket", "TRK-1")
     world.shop.cancel("302-0000002-0000001")
@@ -60,7 +60,7 @@ def test_an_unreadable_feed_report_is_retried_not_failed(world: SimWorld) -> Non
     (``internal: ParseError``); now it is retried, reconciled and done once."""
     oid = "302-0000001-0000001"
     world.amazon.add_order(oid, {"REL-A": 1}, age_minutes=0)
-    world.tick(130)
+    world.tick(VISIBLE)
     world.sync("orders")
     world.shop.cancel(oid)
     world.amazon.faults.add("truncated", match="^GET /feed-documents/", count=1)
@@ -83,7 +83,7 @@ def test_shop_change_while_the_import_is_unconfirmed(world: SimWorld, merchant: 
     flow has confirmed the import: the shop change must still reach Amazon."""
     oid = "302-0000001-0000001"
     world.amazon.add_order(oid, {"REL-A": 2}, age_minutes=0)
-    world.tick(130)
+    world.tick(VISIBLE)
     fired = world.crash_during(
         "orders", "http.after shopify POST /admin/api/2025-01/graphql.json OrdersyncOrderCreate"
     )
@@ -131,7 +131,7 @@ def test_a_200_that_is_not_amazons_answer_is_not_a_confirmation(world: SimWorld,
     shipped, cancelled = "302-0000001-0000001", "302-0000002-0000001"
     world.amazon.add_order(shipped, {"REL-A": 1}, age_minutes=0)
     world.amazon.add_order(cancelled, {"REL-B": 1}, age_minutes=0)
-    world.tick(130)
+    world.tick(VISIBLE)
     world.sync("orders")
     world.shop.ship(shipped, None, "DHL Paket", "TRK-1")
     world.shop.cancel(cancelled)

@@ -37,6 +37,9 @@ SKUS = ("REL-A", "REL-B", "REL-C", "REL-D")
 TIME_SCALE = 1_000_000.0
 """Client-side rate limiters and feed polls never wait: the world's time is virtual."""
 FLOWS = ("orders", "shipments", "stock")
+VISIBLE = 150
+"""Seconds until the Amazon connector reads an order update: Amazon shows updates older
+than two minutes, and the connector keeps ten seconds more for clock skew."""
 FAKE_PID_BASE = 1 << 22
 """Above any ``pid_max``: every engine generation is a distinct process, dead once replaced."""
 STORE_WRITES = (
@@ -51,6 +54,7 @@ STORE_WRITES = (
     "add_intent",
     "upsert_intent",
     "begin_attempt",
+    "begin_attempts",
     "finish_intent",
     "note_intent_error",
     "record_failure",
@@ -65,16 +69,19 @@ class Crash(BaseException):
 
 
 class CrashPlan:
-    """Counts checkpoints; the N-th one whose name starts with ``site`` kills the process."""
+    """Counts checkpoints; the N-th one whose name starts with ``site`` (or is ``site``,
+    with ``exact``) kills the process. ``seen`` lists every checkpoint passed."""
 
     def __init__(self) -> None:
         self.site: str | None = None
+        self.exact = False
         self.countdown = 0
         self.dead = False
         self.fired: str | None = None
+        self.seen: list[str] = []
 
-    def arm(self, site: str, countdown: int) -> None:
-        self.site, self.countdown = site, countdown
+    def arm(self, site: str, countdown: int, *, exact: bool = False) -> None:
+        self.site, self.countdown, self.exact = site, countdown, exact
 
     def disarm(self) -> None:
         self.site = None
@@ -82,7 +89,10 @@ class CrashPlan:
     def point(self, name: str) -> None:
         if self.dead:
             raise Crash(f"dead process reached {name}")
-        if self.site is None or not name.startswith(self.site):
+        self.seen.append(name)
+        if self.site is None or not (
+            name == self.site if self.exact else name.startswith(self.site)
+        ):
             return
         self.countdown -= 1
         if self.countdown <= 0:
@@ -115,7 +125,9 @@ def crashing_store(path: Path, plan: CrashPlan, generation: int) -> StateStore:
     store = StateStore(path)
     store.pid = FAKE_PID_BASE + generation
     for name in STORE_WRITES:
-        original = getattr(store, name)
+        original = getattr(store, name, None)
+        if original is None:
+            continue
 
         def checkpointed(
             *args: Any, __name: str = name, __original: Any = original, **kw: Any
@@ -212,17 +224,32 @@ class SimWorld:
         return engine, store, plan
 
     def restart(self, *, full_stock_every: int | None = None) -> None:
-        """Bury the current process (sockets and database handle closed, nothing else) and
-        start a new one on the same database, optionally with a changed config."""
-        self.plan.dead, self.plan.site = False, None
+        """Bury the current process and start a new one on the same database, optionally
+        with a changed config.
+
+        The old process stays dead: its crash plan raises at every checkpoint, and the
+        tasks it left running (a sibling request of a ``gather``) are cancelled first, so
+        nothing it started is sent after the "kill". Then its sockets and database
+        handle are closed, nothing else (its lease is never released).
+        """
+        self.plan.dead, self.plan.site = True, None
+        self._bury_tasks()
         self.run(self.engine.aclose())
         self.store.close()
         if full_stock_every is not None:
             self.loaded = self.config(full_stock_every)
         self.engine, self.store, self.plan = self._start()
 
+    def _bury_tasks(self) -> None:
+        left = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            self.run(asyncio.gather(*left, return_exceptions=True))
+
     def close(self) -> None:
         try:
+            self._bury_tasks()
             self.run(self.engine.aclose())
             self.store.close()
         finally:
@@ -252,7 +279,7 @@ class SimWorld:
         return fired
 
     def tick(self, seconds: float) -> None:
-        """Time passes for everyone (Amazon shows only updates older than two minutes)."""
+        """Time passes for everyone (an Amazon update is read :data:`VISIBLE` s later)."""
         self.offset += seconds
         self.amazon.sim.advance(seconds)
         self.shop.sim.advance(seconds)
