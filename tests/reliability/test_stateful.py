@@ -10,11 +10,17 @@ passing of time, and crashes at the N-th checkpoint of a kind followed by a
 restart from the state database.
 
 After every step nothing may exist twice (:func:`bench.chaos.duplicate_problems`).
-At the end faults heal and the sync runs until quiet: then nothing may have
-failed or be left open (before and after a full stock read), every importable
-order is in the shop exactly once, every shop shipment and cancellation reached
-Amazon exactly once, and Amazon's quantities equal the shop's stock minus what
-Pending orders reserve (:func:`bench.chaos.convergence_problems`).
+At the end faults heal and the sync runs until quiet, with the changed-only stock
+reads of every run: then nothing may have failed or be left open, every
+importable order is in the shop exactly once, every shop shipment and
+cancellation reached Amazon exactly once, and Amazon's quantities equal the
+shop's stock minus what Pending orders reserve
+(:func:`bench.chaos.convergence_problems`). Only then does a full stock read run,
+and everything is checked again.
+
+Each injected fault (side and kind) and each crash site is recorded with
+``hypothesis.event()`` and counted; the test prints how often each was reached
+(``pytest -s``), so a configuration that never reaches a fault or a crash site shows.
 
 ``ORDERSYNC_HYPOTHESIS_EXAMPLES`` (default 25) and ``ORDERSYNC_HYPOTHESIS_STEPS``
 (default 40) widen the search; ``ORDERSYNC_HYPOTHESIS_SEED`` draws a new seed
@@ -25,11 +31,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, event, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -42,7 +50,15 @@ from hypothesis.stateful import (
 import engine.http
 from bench.chaos import Expectations, convergence_problems, duplicate_problems
 from engine.plugins import Plugins
-from tests.reliability.world import FLOWS, SKUS, FastRetrying, SimWorld, builtin_plugins, sim_env
+from tests.reliability.world import (
+    FLOWS,
+    SKUS,
+    VISIBLE,
+    FastRetrying,
+    SimWorld,
+    builtin_plugins,
+    sim_env,
+)
 
 EXAMPLES = int(os.environ.get("ORDERSYNC_HYPOTHESIS_EXAMPLES", "25"))
 STEPS = int(os.environ.get("ORDERSYNC_HYPOTHESIS_STEPS", "40"))
@@ -71,6 +87,21 @@ CRASH_SITES = (
     "http.after amazon POST",  # Amazon committed confirmShipment or a feed
 )
 OrderSpec = tuple[dict[str, int], bool, str]
+
+
+REACHED: Counter[str] = Counter()
+"""Every event of the run (faults injected, crash sites), across examples."""
+
+
+def reached(name: str) -> None:
+    event(name)
+    REACHED[name] += 1
+
+
+def crash_site(checkpoint: str) -> str:
+    """A checkpoint without its order ids, SKUs and numbers (one event per kind of site)."""
+    site = re.sub(r"/(orders|listings|feed-documents)/\S+", r"/\1/...", checkpoint)
+    return re.sub(r"\d+", "N", site)
 
 
 def order_batches(low: int, high: int) -> st.SearchStrategy[list[OrderSpec]]:
@@ -121,7 +152,7 @@ def make_machine(plugins: Plugins) -> type[RuleBasedStateMachine]:
         def opening(self, batch: list[OrderSpec], flows: list[str]) -> None:
             """Some orders, then the daemon's first runs (not necessarily of every flow)."""
             self._add_orders(batch)
-            self.world.tick(130)
+            self.world.tick(VISIBLE)
             for flow in flows:
                 self.world.sync(flow)
 
@@ -218,18 +249,18 @@ def make_machine(plugins: Plugins) -> type[RuleBasedStateMachine]:
                     for kind in kinds:
                         harness.faults.add(kind, match=match, probability=probability)
 
-        @rule(seconds=st.sampled_from([30, 130, 600, 4000]))
+        @rule(seconds=st.sampled_from([30, VISIBLE, 600, 4000]))
         def time_passes(self, seconds: int) -> None:
             self.world.tick(seconds)
 
         # -- the daemon ---------------------------------------------------------------
 
-        @rule(flow=st.sampled_from(FLOWS), advance=st.sampled_from([0, 0, 130, 300]))
+        @rule(flow=st.sampled_from(FLOWS), advance=st.sampled_from([0, 0, VISIBLE, 300]))
         def sync(self, flow: str, advance: int) -> None:
             self.world.tick(advance)
             self.world.sync(flow)
 
-        @rule(advance=st.sampled_from([0, 130, 300]))
+        @rule(advance=st.sampled_from([0, VISIBLE, 300]))
         def sync_all(self, advance: int) -> None:
             """One cycle of the daemon's schedule."""
             self.world.tick(advance)
@@ -246,6 +277,7 @@ def make_machine(plugins: Plugins) -> type[RuleBasedStateMachine]:
             fired = self.world.crash_during(flow, site, countdown)
             if fired is not None:
                 self.crashes.append(fired)
+                reached(f"crash at {crash_site(fired)}")
 
         # -- checks ---------------------------------------------------------------------
 
@@ -256,9 +288,14 @@ def make_machine(plugins: Plugins) -> type[RuleBasedStateMachine]:
 
         def teardown(self) -> None:
             try:
+                for side, harness in (("amazon", self.world.amazon), ("shopify", self.world.shop)):
+                    for kind in sorted(harness.faults.injected):
+                        reached(f"fault injected: {side} {kind}")
                 if sys.exc_info()[0] is None:  # a step failed already: report that one
                     self.world.settle()
-                    problems = self.world.state_problems()
+                    # Changed-only stock reads must have converged on their own.
+                    problems = convergence_problems(self.world.snapshot(), self.expected)
+                    problems += self.world.state_problems()
                     self.world.full_stock_read()
                     problems += convergence_problems(self.world.snapshot(), self.expected)
                     problems += self.world.state_problems()
@@ -296,4 +333,10 @@ def test_exactly_once_under_faults_and_crashes(
         derandomize=not chosen,
         database=None,
     )
-    run_state_machine_as_test(machine, settings=config)
+    REACHED.clear()
+    try:
+        run_state_machine_as_test(machine, settings=config)
+    finally:
+        print("reached (examples or crashes):")
+        for name, n in sorted(REACHED.items()):
+            print(f"  {n:4d}  {name}")
