@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from engine.errors import (
     AuthError,
@@ -48,6 +48,7 @@ from engine.models import (
     CheckResult,
     Order,
     ProductRef,
+    RejectedChange,
     Shipment,
     ShopChanges,
     ShopOrderRef,
@@ -639,14 +640,18 @@ class WooCommerceConnector(ShopConnector):
         hold = _when(state.get("hold"))
         seen: dict[str, Any] = state.get("seen") or {}
         fresh: dict[str, Any] = state.get("fresh") or {}
-        shipments, cancellations = [], []
+        shipments, cancellations, rejected = [], [], []
         for wc_order in page.items:
             amazon_id = mapping.meta_value(wc_order, self.settings.amazon_order_id_meta_key)
             if not amazon_id:
                 continue  # not an order ordersync imported
             modified = mapping.parse_gmt(wc_order.get("date_modified_gmt"))
             newest = _max(newest, modified)
-            events = await self._events(wc_order, str(amazon_id))
+            events, unreadable = await self._read_order(wc_order, str(amazon_id))
+            if not state.get("prime"):  # kept out of ``seen``: a fixed record is reported
+                rejected += unreadable
+            if not str(wc_order.get("id", "")).isdigit():
+                continue
             if not state.get("prime") and self._defer_untracked(wc_order, events, signpost):
                 hold = modified if hold is None or modified is None else min(hold, modified)
             known = set(seen.get(str(wc_order["id"]), {}).get("k", []))
@@ -676,6 +681,7 @@ class WooCommerceConnector(ShopConnector):
         return ShopChanges(
             shipments=tuple(shipments),
             cancellations=tuple(cancellations),
+            rejected=tuple(rejected),
             cursor=encode_cursor(nxt),
             has_more=page.has_more,
         )
@@ -700,20 +706,66 @@ class WooCommerceConnector(ShopConnector):
         del events[key]
         return True
 
+    async def _read_order(
+        self, wc_order: dict[str, Any], amazon_id: str
+    ) -> tuple[dict[str, Shipment | Cancellation], list[RejectedChange]]:
+        """:meth:`_events`, with whatever cannot be read as :class:`RejectedChange`: a
+        record with bad fields, or an order the store will not list fulfilments of. One
+        bad order never fails the page; a retriable or auth failure still does."""
+        oid = wc_order.get("id")
+        kind: Literal["shipment", "cancellation"] = (
+            "cancellation" if wc_order.get("status") == "cancelled" else "shipment"
+        )
+        if not str(oid).isdigit():
+            message = f"a shop order without a usable id ({oid!r}) carries this Amazon order id"
+            return {}, [
+                RejectedChange(
+                    kind=kind,
+                    key=f"{amazon_id}:no-id",
+                    message=message,
+                    marketplace_order_id=amazon_id,
+                )
+            ]
+        try:
+            return await self._events(wc_order, amazon_id)
+        except FatalAPIError as exc:
+            message = f"the store refused to list the order's fulfilments: {exc}"
+        except (KeyError, TypeError, ValueError) as exc:
+            message = f"cannot read shop order {oid}: {type(exc).__name__}: {exc}"
+        return {}, [
+            RejectedChange(
+                kind=kind, key=f"{oid}:order", marketplace_order_id=amazon_id, message=message
+            )
+        ]
+
     async def _events(
         self, wc_order: dict[str, Any], amazon_id: str
-    ) -> dict[str, Shipment | Cancellation]:
-        """Every shipment and cancellation the order carries now, by a stable key."""
+    ) -> tuple[dict[str, Shipment | Cancellation], list[RejectedChange]]:
+        """Every shipment and cancellation the order carries now, by a stable key, and the
+        packages that cannot be read (keyed as their shipments would be)."""
         cancelled = mapping.cancellation(wc_order, amazon_id)
         if cancelled is not None:
-            return {"cancelled": cancelled}
+            return {"cancelled": cancelled}, []
         if wc_order.get("status") in ("pending", "failed", "refunded", "cancelled", "trash"):
-            return {}
-        packages = await self._packages(wc_order)
-        found = mapping.shipments(wc_order, amazon_id, packages, self.settings.shipped_statuses)
-        return {s.shipment_id: s for s in found}
+            return {}, []
+        packages, problems = await self._packages(wc_order)
+        found, unallocated = mapping.shipments(
+            wc_order, amazon_id, packages, self.settings.shipped_statuses, unreadable=bool(problems)
+        )
+        rejected = [
+            RejectedChange(
+                kind="shipment",
+                key=f"{wc_order['id']}:{problem.key}",
+                marketplace_order_id=amazon_id,
+                message=problem.message,
+            )
+            for problem in (*problems, *unallocated)
+        ]
+        return {s.shipment_id: s for s in found}, rejected
 
-    async def _packages(self, wc_order: dict[str, Any]) -> list[mapping.Package]:
+    async def _packages(
+        self, wc_order: dict[str, Any]
+    ) -> tuple[list[mapping.Package], list[mapping.Problem]]:
         if self.settings.tracking_source == "meta":
             return mapping.tracking_packages(wc_order, self.settings.tracking_meta_key)
         fulfillments = await self.client.call(

@@ -366,42 +366,98 @@ class _Line:
     shipped: int = 0
 
 
-def _decode_meta_list(value: Any) -> list[dict[str, Any]]:
-    """A serialised PHP array comes back as a list, an object with numeric keys or a JSON string."""
+@dataclass(frozen=True)
+class Problem:
+    """A tracking record that is there but cannot be read; ``key`` as the package's."""
+
+    key: str
+    message: str
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _decode_meta_list(value: Any, what: str) -> list[dict[str, Any]]:
+    """A serialised PHP array comes back as a list, an object with numeric keys or a JSON
+    string; empty (``None``, ``""``) is an empty list, anything else unreadable."""
+    if value in (None, "", [], {}):
+        return []
+    raw = value
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            return []
+            raise _Unreadable(f"{what} is not a list but {_show(raw)}") from None
     if isinstance(value, dict):
         value = [value[k] for k in sorted(value, key=lambda k: (len(str(k)), str(k)))]
     if not isinstance(value, list):
-        return []
-    return [v for v in value if isinstance(v, dict)]
+        raise _Unreadable(f"{what} is not a list but {_show(raw)}")
+    for n, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise _Unreadable(f"{what} entry {n + 1} is {_show(entry)}, not an object")
+    return value
 
 
 def _timestamp(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     text = str(value).strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), tz=UTC)
-    return parse_gmt(text)
+    try:
+        parsed = datetime.fromtimestamp(int(text), tz=UTC) if text.isdigit() else parse_gmt(text)
+    except (OverflowError, OSError, ValueError):
+        parsed = None
+    if parsed is None:
+        raise _Unreadable(f"date_shipped {_show(value)} is not a date")
+    return parsed
 
 
 def _qty(value: Any) -> int:
+    """An order line's quantity (0 when unreadable: such a line ships nothing)."""
     try:
         return int(Decimal(str(value)))
     except (InvalidOperation, ValueError):
         return 0
 
 
-def tracking_packages(wc_order: Mapping[str, Any], meta_key: str) -> list[Package]:
+def _shipped_qty(value: Any) -> int:
+    """A package item's quantity: a whole number, 0 or more (0 ships nothing of it);
+    anything else makes the record unreadable."""
+    try:
+        qty = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        qty = Decimal(-1)
+    if not qty.is_finite() or qty < 0 or qty != qty.to_integral_value():
+        raise _Unreadable(f"item quantity {_show(value)} is not a whole number of 0 or more")
+    return int(qty)
+
+
+def _id_or_none(value: Any) -> str | None:
+    return str(value) if value not in (None, "", 0, "0") else None
+
+
+def tracking_packages(
+    wc_order: Mapping[str, Any], meta_key: str
+) -> tuple[list[Package], list[Problem]]:
     """Packages from the Shipment Tracking meta (``tracking_provider``, ``tracking_number``,
-    ``date_shipped``, ...); an item's ``products_list`` (as AST writes it) makes it partial."""
-    packages = []
+    ``date_shipped``, ...); an item's ``products_list`` (as AST writes it) makes it partial.
+    A meta value or entry that cannot be read is a :class:`Problem`, never skipped."""
+    packages: list[Package] = []
+    problems: list[Problem] = []
     for raw in meta_values(wc_order, meta_key):
-        for entry in _decode_meta_list(raw):
+        try:
+            entries = _decode_meta_list(raw, f"tracking meta {meta_key!r}")
+        except _Unreadable as exc:
+            problems.append(
+                Problem(f"{meta_key}:{_digest(json.dumps(raw, default=str))}", str(exc))
+            )
+            continue
+        for entry in entries:
             number = str(entry.get("tracking_number") or "").strip() or None
             carrier = (
                 str(entry.get("tracking_provider") or "").strip()
@@ -409,42 +465,57 @@ def tracking_packages(wc_order: Mapping[str, Any], meta_key: str) -> list[Packag
                 or None
             )
             key = str(entry.get("tracking_id") or "").strip() or _digest(carrier, number)
-            items = tuple(
-                (
-                    str(p["item_id"]) if p.get("item_id") not in (None, "") else None,
-                    str(p["product"]) if p.get("product") not in (None, "") else None,
-                    _qty(p.get("qty", 1)),
+            try:
+                listed = _decode_meta_list(entry.get("products_list"), "products_list")
+                items = tuple(
+                    (
+                        _id_or_none(p.get("item_id")),
+                        _id_or_none(p.get("product")),
+                        _shipped_qty(p.get("qty", 1)),
+                    )
+                    for p in listed
                 )
-                for p in _decode_meta_list(entry.get("products_list"))
-            )
-            packages.append(
-                Package(key, carrier, number, _timestamp(entry.get("date_shipped")), items)
-            )
-    return packages
+                shipped_at = _timestamp(entry.get("date_shipped"))
+            except _Unreadable as exc:
+                problems.append(Problem(key, f"tracking {number or key}: {exc}"))
+                continue
+            packages.append(Package(key, carrier, number, shipped_at, items))
+    return packages, problems
 
 
-def fulfillment_packages(fulfillments: Iterable[Mapping[str, Any]]) -> list[Package]:
-    """Packages from ``GET /orders/<id>/fulfillments`` (fulfilled ones only)."""
-    packages = []
+def fulfillment_packages(
+    fulfillments: Iterable[Mapping[str, Any]],
+) -> tuple[list[Package], list[Problem]]:
+    """Packages from ``GET /orders/<id>/fulfillments`` (fulfilled ones only); a fulfilment
+    whose ``_items`` (required by WooCommerce) cannot be read is a :class:`Problem`."""
+    packages: list[Package] = []
+    problems: list[Problem] = []
     for ful in fulfillments:
         if not ful.get("is_fulfilled") or ful.get("date_deleted"):
             continue
-        items = tuple(
-            (str(i.get("item_id")), None, _qty(i.get("qty", 1)))
-            for i in _decode_meta_list(meta_value(ful, "_items"))
-        )
+        key = f"f{ful.get('id')}"
+        try:
+            listed = _decode_meta_list(meta_value(ful, "_items"), "_items")
+            if not listed:
+                raise _Unreadable("_items is empty")
+            items = tuple(
+                (_id_or_none(i.get("item_id")), None, _shipped_qty(i.get("qty", 1))) for i in listed
+            )
+        except _Unreadable as exc:
+            problems.append(Problem(key, f"fulfilment {ful.get('id')}: {exc}"))
+            continue
         number = meta_value(ful, "_tracking_number")
         carrier = meta_value(ful, "_shipment_provider")
         packages.append(
             Package(
-                key=f"f{ful.get('id')}",
+                key=key,
                 carrier=str(carrier) if carrier else None,
                 tracking_number=str(number) if number else None,
                 shipped_at=parse_gmt(ful.get("date_updated")),
                 items=items,
             )
         )
-    return packages
+    return packages, problems
 
 
 def _digest(*parts: str | None) -> str:
@@ -470,18 +541,23 @@ def _order_lines(wc_order: Mapping[str, Any]) -> list[_Line]:
 
 
 def _allocate(lines: list[_Line], package: Package) -> list[ShipmentLine]:
+    """The package's items as shipment lines; ``_Unreadable`` when an item names nothing
+    on the order (an item or product id the order does not have)."""
     out: dict[str, int] = {}
     for item_id, product_id, qty in package.items:
-        line = next((x for x in lines if item_id and x.item_id == item_id), None) or next(
-            (
-                x
-                for x in lines
-                if product_id and product_id in x.product_ids and x.shipped < x.quantity
-            ),
-            None,
-        )
-        if line is None or qty <= 0:
-            continue
+        line = next((x for x in lines if item_id is not None and x.item_id == item_id), None)
+        if line is None:  # no item id, or a stale one (the order was edited): the product
+            on_order = [x for x in lines if product_id is not None and product_id in x.product_ids]
+            line = next((x for x in on_order if x.shipped < x.quantity), None) or next(
+                iter(on_order), None
+            )
+        if line is None:
+            named = " / ".join(
+                f"{what} {value}"
+                for what, value in (("order item", item_id), ("product", product_id))
+                if value is not None
+            )
+            raise _Unreadable(f"names {named or 'no item'}, which is not on the order")
         take = min(qty, line.quantity - line.shipped)
         if take > 0:
             line.shipped += take
@@ -498,9 +574,13 @@ def shipments(
     amazon_order_id: str,
     packages: Sequence[Package],
     shipped_statuses: Iterable[str],
-) -> list[Shipment]:
+    *,
+    unreadable: bool = False,
+) -> tuple[list[Shipment], list[Problem]]:
     """Itemised packages become partial shipments; a shipped status ships what is left,
-    with the first non-itemised package's tracking (or none)."""
+    with the first non-itemised package's tracking (or none). A package naming items the
+    order does not have is a :class:`Problem`; then, or when some package was
+    ``unreadable``, what is left is held back: it may be that package's, with its tracking."""
     order_id = str(wc_order["id"])
     lines = _order_lines(wc_order)
     fallback_time = (
@@ -508,12 +588,16 @@ def shipments(
         or parse_gmt(wc_order.get("date_modified_gmt"))
         or datetime.now(UTC)
     )
-    out = []
+    out, problems = [], []
     for package in sorted((p for p in packages if p.items), key=_package_order):
-        shipped = _allocate(lines, package)
+        try:
+            shipped = _allocate(lines, package)
+        except _Unreadable as exc:
+            problems.append(Problem(package.key, f"tracking {package.tracking_number}: {exc}"))
+            continue
         if shipped:
             out.append(_shipment(order_id, amazon_order_id, package, shipped, fallback_time))
-    if wc_order.get("status") in set(shipped_statuses):
+    if wc_order.get("status") in set(shipped_statuses) and not (problems or unreadable):
         rest = [
             ShipmentLine(sku=x.sku, quantity=x.quantity - x.shipped, line_id=x.line_id)
             for x in lines
@@ -523,7 +607,7 @@ def shipments(
             plain = sorted((p for p in packages if not p.items), key=_package_order)
             package = plain[0] if plain else Package(UNTRACKED, None, None, None)
             out.append(_shipment(order_id, amazon_order_id, package, rest, fallback_time))
-    return out
+    return out, problems
 
 
 def _package_order(package: Package) -> tuple[datetime, str]:

@@ -383,6 +383,15 @@ class WooCommerceSimulator:
                 raise KeyError(f"no order {order_id}")
             self.locked_orders[order_id] = message
 
+    def set_order_meta(self, order_id: int, key: str, value: Any) -> dict[str, Any]:
+        """Write an order meta value as a plugin would (any JSON value; moves the order's
+        ``date_modified``)."""
+        with self.lock:
+            order = self.orders[order_id]
+            self._update_meta(order, [{"key": key, "value": value}])
+            self._stamp(order)
+            return _copy(order)
+
     def set_order_status(self, order_id: int, status: str) -> dict[str, Any]:
         with self.lock:
             order = self.orders[order_id]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from engine.models import ShopChanges, ShopOrderRef
 from plugins.woocommerce import mapping
@@ -234,16 +237,157 @@ def test_tracking_meta_in_every_stored_shape() -> None:
     }
     for value in ([item], json.dumps([item]), {"0": item}):
         order = {"meta_data": [{"id": 1, "key": "_wc_shipment_tracking_items", "value": value}]}
-        [package] = mapping.tracking_packages(order, "_wc_shipment_tracking_items")
+        [package], problems = mapping.tracking_packages(order, "_wc_shipment_tracking_items")
         assert (package.carrier, package.tracking_number) == ("Spedition Meier", "SM-1")
         assert package.shipped_at == datetime.fromtimestamp(1700000000, tz=UTC)
-        assert package.items == ()
-    assert mapping.tracking_packages({"meta_data": [{"key": "x", "value": "junk"}]}, "x") == []
+        assert package.items == () and problems == []
+    for empty in ("", None, []):
+        assert mapping.tracking_packages({"meta_data": [{"key": "x", "value": empty}]}, "x") == (
+            [],
+            [],
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("junk", "tracking meta 'x' is not a list but 'junk'"),
+        (7, "is not a list but 7"),
+        (["DHL 123"], "entry 1 is 'DHL 123', not an object"),
+        ([{"tracking_number": "T", "date_shipped": "soon"}], "date_shipped 'soon' is not a date"),
+        ([{"tracking_number": "T", "date_shipped": "9" * 30}], "is not a date"),
+        (
+            [{"tracking_number": "T", "products_list": [{"product": "1", "qty": "-1"}]}],
+            "item quantity '-1' is not a whole number",
+        ),
+        (
+            [{"tracking_number": "T", "products_list": [{"product": "1", "qty": "1.5"}]}],
+            "item quantity '1.5'",
+        ),
+        ([{"tracking_number": "T", "products_list": "3x mug"}], "products_list is not a list"),
+    ],
+)
+def test_unreadable_tracking_meta_is_a_problem_not_nothing(value: object, problem: str) -> None:
+    order = {"meta_data": [{"key": "x", "value": value}]}
+    packages, problems = mapping.tracking_packages(order, "x")
+    assert packages == []
+    [found] = problems
+    assert problem in found.message
+
+
+async def _changes_after(
+    woo: WooCommerceConnector, sim: WooCommerceSimulator, start: ShopChanges
+) -> ShopChanges:
+    sim.advance(700)  # past the untracked-shipment delay
+    last, pages = await _drain(woo, start.cursor or "")
+    return ShopChanges(
+        shipments=tuple(s for p in pages for s in p.shipments),
+        cancellations=tuple(c for p in pages for c in p.cancellations),
+        rejected=tuple(r for p in pages for r in p.rejected),
+        cursor=last.cursor,
+    )
+
+
+async def test_unreadable_shipments_are_rejected_and_the_page_goes_on(
+    make_connector: Callable[..., WooCommerceConnector], sim: WooCommerceSimulator
+) -> None:
+    woo = make_connector(sim.transport(), page_size=2)  # the records span pages
+    start = await woo.changes_since(None)
+    junk = await _import(woo, "303-7100001-7100001", [("MUG-1", 1, "9.99", "1.60")])
+    stranger = await _import(woo, "303-7100002-7100002", [("MUG-1", 2, "9.99", "3.19")])
+    good = await _import(woo, "303-7100003-7100003", [("CAP-2", 1, "19.99", "3.19")])
+    gone = await _import(woo, "303-7100004-7100004", [("CAP-2", 1, "19.99", "3.19")])
+    sim.set_order_meta(int(junk.id), "_wc_shipment_tracking_items", "DHL 00340434161094042557")
+    sim.set_order_status(int(junk.id), "completed")
+    sim.ship_order(
+        int(stranger.id),
+        [{"provider": "dhl", "number": "S-1", "items": [{"sku": "MUG-1", "qty": 1}]}],
+    )
+    [entry] = mapping.meta_value(sim.get_order(int(stranger.id)), "_wc_shipment_tracking_items")
+    entry["products_list"][0]["item_id"] = "999999"  # an item the order does not have
+    entry["products_list"][0]["product"] = "999999"
+    sim.set_order_meta(int(stranger.id), "_wc_shipment_tracking_items", [entry])
+    sim.ship_order(int(good.id), [{"provider": "dhl", "number": "G-1"}])
+    sim.cancel_order(int(gone.id))
+
+    changes = await _changes_after(woo, sim, start)
+
+    assert [s.tracking_number for s in changes.shipments] == ["G-1"]  # the rest goes on
+    assert [c.marketplace_order_id for c in changes.cancellations] == ["303-7100004-7100004"]
+    by_order = {r.marketplace_order_id: r for r in changes.rejected}
+    assert set(by_order) == {"303-7100001-7100001", "303-7100002-7100002"}
+    assert all(r.kind == "shipment" for r in changes.rejected)
+    assert "is not a list but 'DHL 00340434161094042557'" in by_order["303-7100001-7100001"].message
+    assert by_order["303-7100001-7100001"].key.startswith(f"{junk.id}:")
+    assert "names order item 999999 / product 999999" in by_order["303-7100002-7100002"].message
+    assert by_order["303-7100002-7100002"].key == f"{stranger.id}:{entry['tracking_id']}"
+
+    entry["products_list"][0].update(
+        item_id="", product=str(sim.get_order(int(stranger.id))["line_items"][0]["product_id"])
+    )
+    sim.set_order_meta(int(stranger.id), "_wc_shipment_tracking_items", [entry])  # fixed
+    fixed = await _changes_after(woo, sim, ShopChanges(cursor=changes.cursor))
+    assert [(s.shipment_id, s.lines[0].quantity) for s in fixed.shipments] == [
+        (by_order["303-7100002-7100002"].key, 1),  # the key the rejection had: it clears it
+        (f"{stranger.id}:{mapping.UNTRACKED}", 1),  # the rest of the completed order
+    ]
+    assert fixed.rejected == ()  # the junk order did not change: not read again
+
+
+async def test_unreadable_fulfilments_are_rejected_and_the_others_reported(
+    make_connector: Callable[..., WooCommerceConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = WooCommerceSimulator(rate_limits=False, fulfillments=True)
+    sim.create_product("MUG-1", "9.99", 10)
+    woo = make_connector(sim.transport(), tracking_source="fulfillments")
+    start = await woo.changes_since(None)
+    bad = await _import(woo, "303-7200001-7200001", [("MUG-1", 3, "9.99", "4.79")])
+    deleted = await _import(woo, "303-7200002-7200002", [("MUG-1", 1, "9.99", "1.60")])
+    for ref in (bad, deleted):
+        sim.ship_order(
+            int(ref.id),
+            [{"provider": "dhl", "number": f"F-{ref.id}", "items": [{"sku": "MUG-1", "qty": 1}]}],
+            complete=False,
+            via="fulfillments",
+        )
+    sim.ship_order(
+        int(bad.id),
+        [{"provider": "dpd", "number": "F-BAD", "items": [{"sku": "MUG-1", "qty": 1}]}],
+        complete=False,
+        via="fulfillments",
+    )
+    sim.fulfillments[int(bad.id)][1]["meta_data"][0]["value"] = "one mug"  # _items unreadable
+    listing = sim._filter_common
+
+    def deleted_after_listing(items: Any, q: Any) -> Any:  # then its fulfilments are a 404
+        out = listing(items, q)
+        sim.orders.pop(int(deleted.id), None)
+        return out
+
+    monkeypatch.setattr(sim, "_filter_common", deleted_after_listing)
+    changes = await _changes_after(woo, sim, start)
+
+    assert [s.tracking_number for s in changes.shipments] == [f"F-{bad.id}"]
+    rejected = {r.key: r for r in changes.rejected}
+    assert set(rejected) == {f"{bad.id}:f2", f"{deleted.id}:order"}
+    assert "fulfilment 2: _items is not a list but 'one mug'" in rejected[f"{bad.id}:f2"].message
+    assert "refused to list the order's fulfilments" in rejected[f"{deleted.id}:order"].message
+    assert "404" in rejected[f"{deleted.id}:order"].message
+
+
+async def test_an_order_that_cannot_be_read_at_all_is_rejected(
+    woo: WooCommerceConnector,
+) -> None:
+    meta = [{"key": "_amazon_order_id", "value": "303-7300001-7300001"}]
+    events, [no_id] = await woo._read_order({"status": "completed", "meta_data": meta}, "A-1")
+    assert events == {} and no_id.key == "A-1:no-id" and "without a usable id" in no_id.message
+    broken = {"id": 5, "status": "completed", "line_items": 7, "meta_data": meta}
+    events, [bad] = await woo._read_order(broken, "A-2")
+    assert (bad.kind, bad.key, bad.marketplace_order_id) == ("shipment", "5:order", "A-2")
+    assert "cannot read shop order 5: TypeError" in bad.message
 
 
 async def test_foreign_cursor_is_refused(woo: WooCommerceConnector) -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="cursor"):
         await woo.changes_since("2024-01-01T00:00:00")
     with pytest.raises(ValueError, match="start time"):
