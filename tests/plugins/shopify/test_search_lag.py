@@ -17,7 +17,7 @@ from plugins.shopify import ShopifySettings
 from plugins.shopify import connector as connector_module
 from plugins.shopify import queries as q
 from plugins.shopify.simulator import ShopifySimulator
-from tests.reliability.world import CID, FastRetrying, SimWorld, builtin_plugins, sim_env
+from tests.reliability.world import CID, VISIBLE, FastRetrying, SimWorld, builtin_plugins, sim_env
 
 from .conftest import TIME_SCALE, ConnectorFactory, RecordingTransport
 from .factories import eur_order
@@ -164,7 +164,7 @@ def test_crash_right_after_create_then_a_quick_restart(world: SimWorld, recent_r
         world.loaded.plugin_settings(CID, "shop").search_lag_seconds = 0  # type: ignore[attr-defined]
     oid = "302-0000009-0000001"
     world.amazon.add_order(oid, {"REL-A": 2}, age_minutes=0)
-    world.tick(130)
+    world.tick(VISIBLE)
 
     fired = world.crash_during("orders", CREATE_ANSWERED)  # and restarts at once
     assert fired is not None and world.shop.count_orders(oid) == 1
