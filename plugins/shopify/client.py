@@ -201,6 +201,25 @@ class TokenProvider:
 class GraphQLResult:
     data: dict[str, Any]
     cost: dict[str, Any]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    """Field errors that came with ``data`` (only with ``execute_full(partial=True)``)."""
+
+
+_TRANSIENT = {"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"}
+
+
+def field_errors(errors: list[Any]) -> list[dict[str, Any]] | None:
+    """``errors`` when each belongs to one field (a ``path``) and none is about the
+    request as a whole (access, an outage); ``None`` otherwise."""
+    found: list[dict[str, Any]] = []
+    for error in errors:
+        if not isinstance(error, dict) or not isinstance(error.get("path"), list):
+            return None
+        code = (error.get("extensions") or {}).get("code")
+        if code in _TRANSIENT or code in ("ACCESS_DENIED", "THROTTLED"):
+            return None
+        found.append(error)
+    return found
 
 
 class ShopifyClient:
@@ -270,8 +289,10 @@ class ShopifyClient:
         return (await self.execute_full(document, variables)).data
 
     async def execute_full(
-        self, document: str, variables: dict[str, Any] | None = None
+        self, document: str, variables: dict[str, Any] | None = None, *, partial: bool = False
     ) -> GraphQLResult:
+        """Like :meth:`execute`, with the cost. ``partial``: an answer with ``data`` and
+        errors that each belong to one field is returned with them, not raised."""
         variables = variables or {}
         name = operation_name(document)
         payload = {"query": document, "variables": variables, "operationName": name}
@@ -309,16 +330,18 @@ class ShopifyClient:
                         retry_after=self.bucket.wait_time(estimate),
                     )
                 continue
-            if errors:
-                raise self._classify(errors, name)
             data = body.get("data")
+            fields = field_errors(errors) if errors and partial else None
+            if errors and not (fields and isinstance(data, dict)):
+                raise self.classify(errors, name)
             if not isinstance(data, dict):
                 raise RetriableAPIError(
                     "GraphQL answer has no data", platform=PLATFORM, operation=name
                 )
-            return GraphQLResult(data=data, cost=cost)
+            return GraphQLResult(data=data, cost=cost, errors=fields or [])
 
-    def _classify(self, errors: list[Any], operation: str) -> Exception:
+    def classify(self, errors: list[Any], operation: str) -> Exception:
+        """The engine error for a GraphQL ``errors`` list."""
         first: dict[str, Any] = (
             errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
         )

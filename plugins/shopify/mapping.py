@@ -252,45 +252,115 @@ def order_input(
 # --- changes -------------------------------------------------------------------------------
 
 
-def _attributes(line_item: Mapping[str, Any]) -> dict[str, str]:
-    return {a["key"]: a.get("value") or "" for a in line_item.get("customAttributes") or []}
+MAX_TEXT = 255
+"""Longest tracking number, carrier or shipping method passed on (real ones have < 50)."""
+MAX_SKU = 200
+"""Longest SKU (as for marketplace order lines)."""
+MAX_QUANTITY = 100_000
+
+
+class UnreadableChange(ValueError):
+    """A shop record that cannot become a shipment or cancellation; the text names the field."""
+
+
+def preview(value: Any) -> str:
+    """A value for an error message: short, and its length when it is long."""
+    text = repr(value)
+    if len(text) <= 60:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+    return f"{text[:40]}... ({size})"
+
+
+def _text(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UnreadableChange(f"{field} is not text: {preview(value)}")
+    if len(value) > limit:
+        raise UnreadableChange(f"{field} is {len(value)} characters long (at most {limit})")
+    return value
+
+
+def _time(value: Any, field: str) -> datetime:
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError, AttributeError):
+        raise UnreadableChange(f"{field} is not a time: {preview(value)}") from None
+
+
+def _attributes(line_item: Mapping[str, Any], field: str) -> dict[str, str]:
+    found = line_item.get("customAttributes") or []
+    if not isinstance(found, list) or not all(isinstance(a, Mapping) for a in found):
+        raise UnreadableChange(f"{field}.customAttributes is not a list: {preview(found)}")
+    return {str(a.get("key")): a.get("value") or "" for a in found}
+
+
+def _shipment_line(item: Any, field: str) -> ShipmentLine | None:
+    """One fulfilled line; ``None`` for a line that is not the marketplace's (no SKU)."""
+    if not isinstance(item, Mapping):
+        raise UnreadableChange(f"{field} is not an object: {preview(item)}")
+    line_item = item.get("lineItem")
+    if not isinstance(line_item, Mapping):
+        raise UnreadableChange(f"{field}.lineItem is missing")
+    props = _attributes(line_item, f"{field}.lineItem")
+    sku = _text(props.get(LINE_SKU_PROPERTY), f"{field} SKU", MAX_SKU) or _text(
+        line_item.get("sku"), f"{field}.lineItem.sku", MAX_SKU
+    )
+    quantity = item.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        raise UnreadableChange(f"{field}.quantity is not a whole number: {preview(quantity)}")
+    if not 0 < quantity <= MAX_QUANTITY:
+        raise UnreadableChange(
+            f"{field} ({sku or 'no SKU'}) has quantity {quantity} (1 to {MAX_QUANTITY})"
+        )
+    if not sku:
+        log.info("%s has no SKU: not a marketplace line, left out", field)
+        return None
+    line_id = _text(props.get(LINE_ID_PROPERTY), f"{field} line id", MAX_SKU)
+    return ShipmentLine(sku=sku, quantity=quantity, line_id=line_id)
 
 
 def shipment(
-    order: Mapping[str, Any], fulfillment: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]
-) -> Shipment | None:
-    """One engine shipment per successful Shopify fulfillment."""
+    order: Mapping[str, Any], fulfillment: Mapping[str, Any], lines: Sequence[Any]
+) -> Shipment:
+    """One engine shipment per successful Shopify fulfillment.
+
+    Raises :class:`UnreadableChange` for anything that cannot be passed on as it
+    is: a quantity below 1, an absurdly long or mistyped field, a missing part.
+    """
     shipment_lines = []
-    for item in lines:
-        line_item = item.get("lineItem") or {}
-        props = _attributes(line_item)
-        sku = props.get(LINE_SKU_PROPERTY) or line_item.get("sku")
-        quantity = item.get("quantity") or 0
-        if not sku or quantity <= 0:
-            continue
-        shipment_lines.append(
-            ShipmentLine(sku=sku, quantity=quantity, line_id=props.get(LINE_ID_PROPERTY) or None)
-        )
+    for index, item in enumerate(lines):
+        line = _shipment_line(item, f"line {index + 1}")
+        if line is not None:
+            shipment_lines.append(line)
     if not shipment_lines:
-        return None
-    tracking = (fulfillment.get("trackingInfo") or [{}])[0] or {}
+        raise UnreadableChange("no fulfilled line carries a SKU")
+    tracking = fulfillment.get("trackingInfo") or [{}]
+    if not isinstance(tracking, list) or not isinstance(tracking[0] or {}, Mapping):
+        raise UnreadableChange(f"trackingInfo is not a list of objects: {preview(tracking)}")
+    first = tracking[0] or {}
+    shipping = order.get("shippingLine") or {}
+    if not isinstance(shipping, Mapping):
+        raise UnreadableChange(f"the order's shippingLine is not an object: {preview(shipping)}")
     return Shipment(
         shipment_id=fulfillment["id"],
         marketplace_order_id=order["sourceIdentifier"],
         shop_order_id=order["id"],
         lines=tuple(shipment_lines),
-        carrier=tracking.get("company") or None,
-        tracking_number=tracking.get("number") or None,
-        shipping_method=(order.get("shippingLine") or {}).get("title"),
-        shipped_at=parse_time(fulfillment["createdAt"]),
+        carrier=_text(first.get("company"), "tracking company"),
+        tracking_number=_text(first.get("number"), "tracking number"),
+        shipping_method=_text(shipping.get("title"), "shipping method"),
+        shipped_at=_time(fulfillment.get("createdAt"), "createdAt"),
     )
 
 
 def cancellation(order: Mapping[str, Any]) -> Cancellation:
-    reason = order.get("cancelReason")
+    """A cancelled order; :class:`UnreadableChange` when its fields cannot be read."""
+    reason = _text(order.get("cancelReason"), "cancelReason", 50)
     return Cancellation(
         marketplace_order_id=order["sourceIdentifier"],
         shop_order_id=order["id"],
-        cancelled_at=parse_time(order["cancelledAt"]),
-        reason=reason.lower() if isinstance(reason, str) else None,
+        cancelled_at=_time(order.get("cancelledAt"), "cancelledAt"),
+        reason=reason.lower() if reason else None,
     )

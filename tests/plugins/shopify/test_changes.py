@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import httpx
+import pytest
+
+from engine.errors import RetriableAPIError
 from plugins.shopify import ShopifyConnector
 from plugins.shopify.simulator import ShopifySimulator
 
@@ -258,3 +262,139 @@ async def test_cancelled_fulfilments_are_not_shipments(
     shipments, cancellations, _, _ = await _drain(connector, cursor)
     assert shipments == [] and cancellations == []
     assert sim.get_order(ref.id)["fulfillment_status"] == "UNFULFILLED"
+
+
+class Rewrite(httpx.AsyncBaseTransport):
+    """Alters one operation's answers: a shop sending what its schema does not allow."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, operation: str, change) -> None:  # noqa: ANN001
+        self.inner, self.operation, self.change = inner, operation, change
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if json.loads(request.content).get("operationName") != self.operation:
+            return response
+        body = json.loads(await response.aread())
+        self.change(body["data"])
+        return httpx.Response(200, json=body, request=request)
+
+
+def _first_line(data: dict) -> None:
+    node = next(n for n in data["nodes"] if n)
+    node["fulfillmentLineItems"]["nodes"][0]["quantity"] = "two"
+
+
+def _tracking_object(data: dict) -> None:
+    next(n for n in data["nodes"] if n)["trackingInfo"] = {"number": "1"}
+
+
+BAD_SHIPMENTS = {
+    "zero quantity": (lambda f: setattr(f.lines[0], "quantity", 0), None, "has quantity 0"),
+    "negative quantity": (lambda f: setattr(f.lines[0], "quantity", -2), None, "quantity -2"),
+    "10 MB tracking number": (
+        lambda f: setattr(f.tracking[0], "number", "9" * 10_000_000),
+        None,
+        "tracking number is 10000000 characters long (at most 255)",
+    ),
+    "tracking number of the wrong type": (
+        lambda f: setattr(f.tracking[0], "number", {"x": 1}),
+        None,
+        "Shopify could not return trackingInfo.0.number: String cannot represent value",
+    ),
+    "quantity of the wrong type": (None, _first_line, "line 1.quantity is not a whole number"),
+    "tracking info not a list": (None, _tracking_object, "trackingInfo is not a list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SHIPMENTS))
+async def test_an_unreadable_fulfilment_is_rejected_and_the_page_goes_on(
+    make_connector: ConnectorFactory, sim: ShopifySimulator, catalog: dict, case: str
+) -> None:
+    spoil, rewrite, expected = BAD_SHIPMENTS[case]
+    transport: httpx.AsyncBaseTransport = sim.transport()
+    if rewrite is not None:
+        transport = Rewrite(transport, "OrdersyncFulfillmentDetails", rewrite)
+    connector = make_connector(transport=transport)
+    bad_order, good_order = eur_order("028-4000000-0000001"), eur_order("028-4000000-0000002")
+    bad, good = await _create(connector, bad_order), await _create(connector, good_order)
+    cursor = (await connector.changes_since(None)).cursor
+    sim.advance(5)
+    spoilt = sim.fulfil(bad.id, {"SKU-1": 1}, tracking_company="DHL", tracking_number="BAD-1")
+    if spoil is not None:
+        spoil(sim.state.fulfillments[int(spoilt.rsplit("/", 1)[-1])])
+    sim.advance(1)
+    healthy = sim.fulfil(good.id, {"SKU-1": 2}, tracking_company="DHL", tracking_number="GOOD")
+
+    page = await connector.changes_since(cursor)
+
+    assert [s.shipment_id for s in page.shipments] == [healthy]
+    assert page.shipments[0].tracking_number == "GOOD"
+    assert len(page.rejected) == 1
+    rejected = page.rejected[0]
+    assert (rejected.kind, rejected.key) == ("shipment", spoilt)
+    assert rejected.marketplace_order_id == bad_order.marketplace_order_id
+    assert rejected.message.startswith(
+        f"Shopify order {bad.number} (marketplace order {bad_order.marketplace_order_id}): "
+        f"fulfilment {spoilt}: "
+    )
+    assert expected in rejected.message
+    assert len(rejected.message) < 400
+    again = await connector.changes_since(page.cursor)  # reported once, not on every read
+    assert again.rejected == () and again.shipments == ()
+
+
+async def test_an_unreadable_cancellation_is_rejected(
+    make_connector: ConnectorFactory, sim: ShopifySimulator, catalog: dict
+) -> None:
+    def spoil(data: dict) -> None:
+        for node in data["orders"]["nodes"]:
+            if node["sourceIdentifier"] == "028-4000001-0000001" and node["cancelledAt"]:
+                node["cancelledAt"] = "yesterday"
+
+    connector = make_connector(transport=Rewrite(sim.transport(), "OrdersyncChangedOrders", spoil))
+    bad = await _create(connector, eur_order("028-4000001-0000001"))
+    good = await _create(connector, eur_order("028-4000001-0000002"))
+    cursor = (await connector.changes_since(None)).cursor
+    sim.advance(5)
+    sim.cancel(bad.id)
+    sim.cancel(good.id)
+
+    shipments, cancellations, _, _ = await _drain(connector, cursor)
+    page = await connector.changes_since(cursor)
+
+    assert [c.shop_order_id for c in cancellations] == [good.id]
+    assert [(r.kind, r.key, r.marketplace_order_id) for r in page.rejected] == [
+        ("cancellation", bad.id, "028-4000001-0000001")
+    ]
+    assert "cancelledAt is not a time: 'yesterday'" in page.rejected[0].message
+
+
+async def test_a_transient_field_error_fails_the_read_not_the_record(
+    make_connector: ConnectorFactory, sim: ShopifySimulator, catalog: dict
+) -> None:
+    """An outage inside the answer is retried later, not recorded against a fulfilment."""
+
+    class Outage(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await sim.transport().handle_async_request(request)
+            if json.loads(request.content).get("operationName") != "OrdersyncFulfillmentDetails":
+                return response
+            body = json.loads(await response.aread())
+            body["data"]["nodes"][0] = None
+            body["errors"] = [
+                {
+                    "message": "Internal error",
+                    "path": ["nodes", 0, "trackingInfo"],
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                }
+            ]
+            return httpx.Response(200, json=body, request=request)
+
+    connector = make_connector(transport=Outage())
+    ref = await _create(connector, eur_order())
+    cursor = (await connector.changes_since(None)).cursor
+    sim.advance(5)
+    sim.fulfil(ref.id)
+
+    with pytest.raises(RetriableAPIError, match="Internal error"):
+        await connector.changes_since(cursor)
