@@ -45,3 +45,23 @@ def test_there_are_examples_for_every_builtin_shop():
         for p in EXAMPLES
     }
     assert shops == {"shopify", "woocommerce", "magento"}
+
+
+def _load(name: str) -> dict:
+    import tomllib
+
+    return tomllib.loads((EXAMPLES[0].parent / name).read_text())
+
+
+def test_the_woocommerce_examples_show_stock_only_and_orders_with_ean_and_tracking():
+    stock_only = _load("amazon-woocommerce-stock-only.toml")["connections"][0]
+    assert stock_only["level"] == "stock_only"
+    [orders] = _load("amazon-woocommerce.toml")["connections"]
+    assert orders["level"] == "orders_and_stock"
+    assert orders["product_identification_attribute"] == "ean"
+    settings = orders["shop"]["settings"]
+    assert settings["ean_meta_key"] and settings["amazon_order_id_meta_key"]
+    assert settings["tracking_source"] in ("meta", "fulfillments")
+    assert {"shipped_statuses", "tracking_meta_key", "untracked_shipment_delay_seconds"} <= set(
+        settings
+    )
