@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class MagentoSettings(BaseModel):
@@ -74,6 +85,22 @@ class MagentoSettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _no_clear_text_token(self) -> MagentoSettings:
+        """A bearer token is the whole credential; over plain HTTP anyone on the way has
+        it. OAuth 1.0a signs requests and never sends the secrets, so it may use HTTP."""
+        if self.auth_mode != "bearer":
+            return self
+        for name in ("base_url", "endpoint"):
+            url = getattr(self, name)
+            parts = urlsplit(url or "")
+            if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    f"{name} {url} is plain HTTP: auth_mode 'bearer' would send the access "
+                    "token in clear text; use https:// or auth_mode 'oauth'"
+                )
+        return self
 
     @model_validator(mode="after")
     def _oauth_complete(self) -> MagentoSettings:

@@ -23,7 +23,7 @@ EAN_1 = "4006381333931"
 def settings_for(sim: MagentoSimulator, **overrides: Any) -> MagentoSettings:
     c = sim.credentials
     data: dict[str, Any] = {
-        "base_url": "http://magento.test",
+        "base_url": "https://magento.test",
         "auth_mode": "oauth",
         "access_token": c.access_token,
         "access_token_secret": c.access_token_secret,

@@ -83,4 +83,4 @@ async def test_unreachable() -> None:
     finally:
         await connector.aclose()
     assert not result.ok
-    assert result.message.startswith("Cannot reach Magento at http://magento.test/rest/default")
+    assert result.message.startswith("Cannot reach Magento at https://magento.test/rest/default")

@@ -58,3 +58,33 @@ def test_registers_as_a_shop_platform() -> None:
     assert spec.connector is MagentoConnector
     assert spec.settings_model is MagentoSettings
     assert spec.description
+
+
+BEARER = {
+    "base_url": "https://shop.example.com",
+    "auth_mode": "bearer",
+    "access_token": "tok-distinctive-0001",
+}
+
+
+@pytest.mark.parametrize("field", ["base_url", "endpoint"])
+def test_a_bearer_token_is_never_sent_over_plain_http(field: str) -> None:
+    url = "http://shop.example.com" + ("/rest/de" if field == "endpoint" else "")
+    with pytest.raises(ValidationError) as refused:
+        MagentoSettings(**{**BEARER, field: url})
+    message = refused.value.errors()[0]["msg"]  # what the config loader reports
+    assert f"{field} {url} is plain HTTP" in message
+    assert "tok-distinctive-0001" not in message
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {**BEARER, "base_url": "http://127.0.0.1:8104"},
+        {**BEARER, "base_url": "http://localhost"},
+        {**BEARER, "base_url": "http://[::1]:8080"},
+        {**EXAMPLE, "base_url": "http://shop.example.com"},  # OAuth signs, secrets stay home
+    ],
+)
+def test_plain_http_is_fine_on_loopback_or_with_oauth(settings: dict[str, str]) -> None:
+    MagentoSettings(**settings)
