@@ -3,6 +3,8 @@
 Replay is the default (``record_mode="none"``; no server, no network). To record again:
 ``ORDERSYNC_RECORD_CASSETTES=1 .venv/bin/pytest tests/plugins/magento/test_cassettes.py``.
 The ``Authorization`` header (bearer token or OAuth signature) is filtered out.
+Requests match on their JSON body too, and every recorded call must be made again:
+a changed payload or a call no longer sent fails the replay.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import pytest
 import vcr
+from vcr.cassette import Cassette
+from vcr.errors import CannotOverwriteExistingCassetteException
 
 from engine.interfaces import ConnectorContext
 from plugins.magento.changes import ChangeCursor
@@ -32,8 +36,9 @@ VCR = vcr.VCR(
     cassette_library_dir=str(CASSETTES),
     record_mode="all" if RECORD else "none",
     filter_headers=["authorization"],
-    match_on=["method", "scheme", "host", "path", "query"],
+    match_on=["method", "scheme", "host", "path", "query", "body"],
     decode_compressed_response=True,
+    drop_unused_requests=True,  # a re-recorded cassette holds only what the test sends now
 )
 
 
@@ -56,7 +61,7 @@ async def connect(shop: MagentoSimulator, request: pytest.FixtureRequest) -> Asy
         from engine.testing.server import serve_in_thread
 
         url = stack.enter_context(serve_in_thread(shop.app))
-    stack.enter_context(VCR.use_cassette(f"{request.node.name}.yaml"))
+    cassette = stack.enter_context(VCR.use_cassette(f"{request.node.name}.yaml"))
 
     def factory(**overrides: Any) -> MagentoConnector:
         settings = settings_for(shop, base_url=url, **overrides)
@@ -71,6 +76,17 @@ async def connect(shop: MagentoSimulator, request: pytest.FixtureRequest) -> Asy
         yield factory
         for connector in made:
             await connector.aclose()
+        if not RECORD:
+            assert unplayed(cassette) == [], "recorded calls the connector no longer makes"
+
+
+def unplayed(cassette: Cassette) -> list[str]:
+    """``METHOD path`` of each recorded interaction the test did not play."""
+    return [
+        f"{r.method} {r.path}"
+        for n, r in enumerate(cassette.requests)
+        if not cassette.play_counts[n]
+    ]
 
 
 async def test_check(connect: Any) -> None:
@@ -120,6 +136,23 @@ async def test_stock_levels(connect: Any) -> None:
     second = await connector.stock_levels("sku", first.cursor)
     assert [lv.sku for lv in first.levels + second.levels] == ["SKU-1", "SKU-2", "SKU-3"]
     assert (first.has_more, second.has_more) == (True, False)
+
+
+async def test_a_changed_create_payload_does_not_replay(shop: MagentoSimulator) -> None:
+    """Same URL, other body: an order payload that drifted is not answered from tape."""
+    settings = settings_for(shop, base_url=REPLAY_URL, auth_mode="bearer")
+    connector = MagentoConnector(settings, ConnectorContext(connection_id="mg"), retry=FAST_RETRY)
+    connector.now = lambda: START + timedelta(hours=1)
+    changed = eur_order().model_copy(update={"shipping_service": "Expedited"})
+    try:
+        with VCR.use_cassette("test_create_and_find_order.yaml") as cassette:
+            assert await connector.find_order(changed.marketplace_order_id) is None
+            products = await connector.resolve_products("sku", ["SKU-1", "SKU-2"])
+            with pytest.raises(CannotOverwriteExistingCassetteException, match="body"):
+                await connector.create_order(changed, products)
+            assert "PUT /rest/default/V1/orders/create" in unplayed(cassette)
+    finally:
+        await connector.aclose()
 
 
 def test_cassettes_hold_no_secrets() -> None:
