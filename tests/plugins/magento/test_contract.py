@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from engine.errors import AuthError, FatalAPIError
+from engine.errors import AuthError, FatalAPIError, RateLimited
+from plugins.magento.connector import MagentoConnector
 from plugins.magento.simulator import MagentoSimulator
 from tests.plugins.magento import contract
 from tests.plugins.magento.conftest import connector_for, eur_order, import_order, usd_order
@@ -23,6 +24,7 @@ EXPECTED_OPERATIONS = {
     "POST /V1/orders/{id}/comments",
     "GET /V1/shipments",
     "GET /V1/inventory/source-items",
+    "POST /V1/inventory/source-items",
     "POST /V1/guest-carts",
     "GET /V1/guest-carts/{cartId}",
     "POST /V1/guest-carts/{cartId}/items",
@@ -66,6 +68,7 @@ async def exercise(sim: MagentoSimulator, transport: contract.RecordingTransport
         sim.cancel_order(int(third.id))
         with pytest.raises(FatalAPIError):
             await direct.client.call("GET", "/V1/orders/999", "order_get")
+        await bad_requests(direct)
         sim.advance(20)
 
         while True:
@@ -81,15 +84,56 @@ async def exercise(sim: MagentoSimulator, transport: contract.RecordingTransport
             await connector.aclose()
 
 
+async def bad_requests(connector: MagentoConnector) -> None:
+    """Requests the schema allows that Magento refuses with 400 (a source item for no
+    source, more than the shop can sell), and a source item saved (a void answer)."""
+    item = {"sku": "SKU-3", "source_code": "nowhere", "quantity": 1, "status": 1}
+    with pytest.raises(FatalAPIError) as refused:
+        await connector.client.call(
+            "POST", "/V1/inventory/source-items", "source_items_save", body={"sourceItems": [item]}
+        )
+    assert refused.value.status == 400
+    item["source_code"] = "default"
+    await connector.client.call(
+        "POST", "/V1/inventory/source-items", "source_items_save", body={"sourceItems": [item]}
+    )
+    cart = str(await connector.client.call("POST", "/V1/guest-carts", "guest_cart_create"))
+    too_many = {"sku": "SKU-2", "qty": 99, "quote_id": cart}
+    with pytest.raises(FatalAPIError) as unavailable:
+        await connector.client.call(
+            "POST",
+            f"/V1/guest-carts/{cart}/items",
+            "guest_cart_item_add",
+            body={"cartItem": too_many},
+        )
+    assert unavailable.value.status == 400
+
+
+async def throttled(transport: contract.RecordingTransport, sim: MagentoSimulator) -> None:
+    """Reads until the simulator's rate limit answers 429."""
+    connector = connector_for(sim, transport)
+    try:
+        for _ in range(2):  # the burst
+            await connector.find_order("302-0000000-0000000")
+        with pytest.raises(RateLimited):
+            await connector.find_order("302-0000000-0000000")
+    finally:
+        await connector.aclose()
+
+
 async def test_plugin_requests_and_simulator_answers_follow_the_schema(
     sim: MagentoSimulator,
 ) -> None:
     recorder = contract.RecordingTransport(sim.transport())
     await exercise(sim, recorder)
+    limited = MagentoSimulator(rate=0.1, burst=2)
+    limited_recorder = contract.RecordingTransport(limited.transport())
+    await throttled(limited_recorder, limited)
+    recorder.exchanges += limited_recorder.exchanges
 
     assert {x.operation for x in recorder.exchanges} >= EXPECTED_OPERATIONS
     statuses = {x.status for x in recorder.exchanges}
-    assert {200, 401, 404} <= statuses
+    assert {200, 400, 401, 404, 429} <= statuses
     errors = []
     for exchange in recorder.exchanges:
         errors += contract.request_errors(exchange.request)
