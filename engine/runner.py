@@ -172,7 +172,6 @@ class Engine:
         if lease is None:
             log.info("%s %s: another process holds this connection; skipped", connection_id, flow)
             return None
-        ctx: SyncContext | None = None
         try:
             ctx = self.context(connection_id)
             ctx.lease = lease
@@ -194,8 +193,6 @@ class Engine:
             )
             return FlowReport(flow, errors=[str(exc)])
         finally:
-            if ctx is not None:
-                ctx.hooks.flush()
             try:
                 self.store.release_lease(lease)
             except Exception:  # noqa: BLE001, S110 - release is best effort; the lease expires anyway

@@ -16,7 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -254,6 +254,7 @@ class StateStore:
         self.pid = os.getpid()
         self.owner = owner or f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._depth = 0
+        self._after_commit: list[Callable[[], None]] = []
         self.orders = OrderCache()
         migrations.apply(self.db)
 
@@ -276,10 +277,22 @@ class StateStore:
             yield self.db
         except BaseException:
             self._depth = 0
+            self._after_commit.clear()
             self.db.execute("ROLLBACK")
             raise
         self._depth = 0
         self.db.execute("COMMIT")
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the open transaction commits (now, if none is open);
+        it is dropped if the transaction rolls back."""
+        if self._depth:
+            self._after_commit.append(callback)
+        else:
+            callback()
 
     # -- plain SQL for the hot paths (sqlite-utils re-reads the schema on every call) ----
 

@@ -57,55 +57,27 @@ def _guarded(plugin: str, hook: str, call: Callable[[], object]) -> None:
 class GuardedHooks:
     """``pm.hook`` as the flows see it: event hooks through :func:`notify`.
 
-    A call made while a state transaction is open waits until that transaction
-    has ended (at the next hook call or event-loop turn, or :meth:`flush`), so a
-    notifier hears only of committed changes and cannot hold the write lock.
+    A call made inside a state transaction is delivered once it commits, and
+    dropped if it rolls back: a notifier hears only of committed changes and
+    cannot hold the write lock.
     """
 
     def __init__(self, hooks: Any, store: StateStore | None = None) -> None:
         self.hooks = hooks
         self.store = store
-        self._pending: list[tuple[str, dict[str, Any]]] = []
-        self._scheduled = False
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         if name.startswith("_"):
             raise AttributeError(name)
 
         def call(**kwargs: Any) -> None:
-            self._pending.append((name, kwargs))
-            self.flush()
+            deliver = functools.partial(notify, self.hooks, name, **kwargs)
+            if self.store is None:
+                deliver()
+            else:
+                self.store.after_commit(deliver)
 
         return call
-
-    def _in_transaction(self) -> bool:
-        return self.store is not None and self.store.db.conn.in_transaction
-
-    def flush(self) -> None:
-        """Deliver the held calls, unless a transaction is still open."""
-        if not self._pending:
-            return
-        if self._in_transaction():
-            self._later()
-            return
-        while self._pending:
-            name, kwargs = self._pending.pop(0)
-            notify(self.hooks, name, **kwargs)
-
-    def _later(self) -> None:
-        if self._scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop: the next call or flush() delivers them
-
-        def run() -> None:
-            self._scheduled = False
-            self.flush()
-
-        self._scheduled = True
-        loop.call_soon(run)
 
 
 @dataclass

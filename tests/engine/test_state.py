@@ -108,3 +108,48 @@ def test_stored_messages_are_redacted(store):
     dump = "\n".join(store.db.iterdump())
     assert "s3cr3t-in-a-message" not in dump
     assert dump.count("***") >= 4
+
+
+def test_after_commit_runs_on_commit_only(store):
+    ran: list[str] = []
+    store.after_commit(lambda: ran.append("now"))  # no transaction open
+    with store.transaction():
+        store.after_commit(lambda: ran.append("outer"))
+        with store.transaction():
+            store.after_commit(lambda: ran.append("nested"))
+        assert ran == ["now"]  # nothing before the outermost commit
+    assert ran == ["now", "outer", "nested"]
+
+    def rolled_back() -> None:
+        with store.transaction():
+            store.after_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
+    with store.transaction():
+        pass
+    assert ran == ["now", "outer", "nested"]
+
+
+def test_notifier_hears_nothing_of_a_rolled_back_failure(store):
+    from engine.sync.context import GuardedHooks
+
+    heard: list[str] = []
+
+    class Hooks:
+        def item_failed(self, **kwargs):  # noqa: ANN003, ANN201
+            heard.append(kwargs["key"])
+
+    hooks = GuardedHooks(Hooks(), store)
+
+    def rolled_back() -> None:
+        with store.transaction():
+            hooks.item_failed(key="lost")
+            raise RuntimeError("the failure was never committed")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
+    with store.transaction():
+        hooks.item_failed(key="kept")
+    assert heard == ["kept"]
