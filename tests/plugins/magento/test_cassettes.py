@@ -38,7 +38,7 @@ VCR = vcr.VCR(
     filter_headers=["authorization"],
     match_on=["method", "scheme", "host", "path", "query", "body"],
     decode_compressed_response=True,
-    drop_unused_requests=True,  # a re-recorded cassette holds only what the test sends now
+    drop_unused_requests=RECORD,  # re-recorded: only what the test sends now (replay: no writes)
 )
 
 
