@@ -13,11 +13,18 @@ import engine.http
 from engine.errors import RetriableAPIError
 from engine.models import ShopOrderRef
 from engine.state import OrderState
-from plugins.shopify import ShopifySettings
 from plugins.shopify import connector as connector_module
 from plugins.shopify import queries as q
 from plugins.shopify.simulator import ShopifySimulator
-from tests.reliability.world import CID, VISIBLE, FastRetrying, SimWorld, builtin_plugins, sim_env
+from tests.reliability.world import (
+    CID,
+    SHOPIFY_GRAPHQL,
+    VISIBLE,
+    FastRetrying,
+    SimWorld,
+    builtin_plugins,
+    sim_env,
+)
 
 from .conftest import TIME_SCALE, ConnectorFactory, RecordingTransport
 from .factories import eur_order
@@ -151,10 +158,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimWorld]:
     made.close()
 
 
-CREATE_ANSWERED = (
-    "http.after shopify POST "
-    f"{ShopifySettings(shop_domain='x', access_token='x').graphql_path} OrdersyncOrderCreate"
-)
+CREATE_ANSWERED = f"http.after {SHOPIFY_GRAPHQL} OrdersyncOrderCreate"
 """Shopify committed the create; the daemon dies before it reads the answer."""
 
 
