@@ -41,7 +41,7 @@ from plugins.shopify.mapping import (
     search_value,
 )
 from plugins.shopify.products import ProductResolver
-from plugins.shopify.settings import ShopifySettings, parse_attribute
+from plugins.shopify.settings import DEFAULT_API_VERSION, ShopifySettings, parse_attribute
 from plugins.shopify.stock import StockReader
 
 JOB_POLLS = 10
@@ -117,8 +117,9 @@ class ShopifyConnector(ShopConnector):
         )
         if served != self.config.api_version:
             message += (
-                f"; Shopify answered with API version {served}, not {self.config.api_version} "
-                "(no longer supported?)"
+                f"; Shopify answered with API version {served}, not {self.config.api_version}: "
+                "the version asked for is not supported (any more); set api_version to a "
+                f"supported one (the default is {DEFAULT_API_VERSION})"
             )
         return CheckResult(
             ok=True,

@@ -1,4 +1,7 @@
-"""Every GraphQL document the connector sends (Admin API 2025-01).
+"""Every GraphQL document the connector sends.
+
+They are sent to the configured ``api_version`` and validated against the
+bundled 2025-01 schema (``settings.SCHEMA_VERSION``, see ``DEFAULT_API_VERSION``).
 
 Names are prefixed ``Ordersync`` so they are easy to find in Shopify's API
 logs. ``tests/plugins/shopify/test_schema_contract.py`` validates each document

@@ -16,8 +16,19 @@ from pydantic import (
     model_validator,
 )
 
-DEFAULT_API_VERSION = "2025-01"
-"""Newest Admin API version whose public introspection is bundled (``data/``)."""
+DEFAULT_API_VERSION = "2026-10"
+"""The Admin API version requested unless ``api_version`` says otherwise.
+
+Shopify supports a stable version for at least 12 months and answers a request
+for an unsupported one with the oldest supported version instead, so the
+default has to be a current version (2026-10 is the latest, per
+``shared/research/shop-platforms.md``). The documents are validated against the
+2025-01 schema (``SCHEMA_VERSION``), the newest public introspection we hold: no
+field they use is deprecated there, and Shopify deprecates a field before a later
+version removes it. ``check()`` reports the version Shopify actually served.
+"""
+SCHEMA_VERSION = "2025-01"
+"""The version of the bundled schema (``data/``) that documents are validated against."""
 
 InventoryBehaviour = Literal["BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY"]
 CancelReason = Literal["CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "STAFF", "OTHER"]
@@ -66,7 +77,12 @@ class ShopifySettings(BaseModel):
     access_token: SecretStr | None = None
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
-    api_version: str = DEFAULT_API_VERSION
+    api_version: str = Field(
+        default=DEFAULT_API_VERSION,
+        description="Admin API version (YYYY-01/04/07/10); keep it supported: Shopify "
+        "answers an unsupported one with its oldest supported version, and `connections "
+        "test` says so.",
+    )
     location: str | None = Field(
         default=None,
         description="Location for stock: a GID, a numeric id or the location's name. "

@@ -4,6 +4,9 @@
 
 - ``POST /admin/api/{version}/graphql.json``: the official 2025-01 schema with
   resolvers for orders, variants, inventory, fulfillments and bulk operations;
+  the answer's ``X-Shopify-API-Version`` is the version asked for when it is in
+  ``api_versions`` and the oldest of them otherwise, as Shopify answers a request
+  for an unsupported version;
   ``X-Shopify-Access-Token`` is required (401 otherwise); invalid documents are
   answered 200 with ``errors``; every answer carries ``extensions.cost``; a cost
   bucket (2000 points, 100 points/s, scaled by ``time_scale``) answers
@@ -39,7 +42,8 @@ from plugins.shopify.simulator_api import CostLimiter, GraphQLAPI
 from plugins.shopify.simulator_records import gid, iso, parse_gid
 from plugins.shopify.simulator_state import ShopState
 
-SCHEMA_VERSION = "2025-01"
+SUPPORTED_API_VERSIONS = ("2026-01", "2026-04", "2026-07", "2026-10", "unstable")
+"""The versions the simulator answers as asked (each served with the 2025-01 schema)."""
 SCOPES = "read_orders,write_orders,read_products,read_inventory,read_locations,read_fulfillments"
 INVALID_CREDENTIALS = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 
@@ -64,6 +68,7 @@ class ShopifySimulator:
         bulk_seconds: float = 2.0,
         job_seconds: float = 0.0,
         search_lag: float = 0.0,
+        api_versions: tuple[str, ...] = SUPPORTED_API_VERSIONS,
         location: str | None = "Warehouse",
     ) -> None:
         self.clock = ScaledClock(time_scale)
@@ -81,6 +86,7 @@ class ShopifySimulator:
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_ttl = token_ttl
+        self.api_versions = api_versions
         self.issued: dict[str, float] = {}
         self.requests: list[dict[str, Any]] = []
         if location:
@@ -327,10 +333,15 @@ class ShopifySimulator:
         except ValueError:
             return JSONResponse({"errors": "Invalid JSON in request body"}, status_code=400)
         answer = self.api.handle(body, self._base_url(request))
-        # Only the 2025-01 schema is bundled: like Shopify with an unsupported version,
-        # the simulator answers any other version with the one it has.
-        headers = {"X-Shopify-API-Version": SCHEMA_VERSION}
+        headers = {"X-Shopify-API-Version": self.served_version(request.path_params["version"])}
         return JSONResponse(answer, headers=headers)
+
+    def served_version(self, requested: str) -> str:
+        """The version Shopify answers a request for ``requested`` with."""
+        if requested in self.api_versions:
+            return requested
+        stable = sorted(v for v in self.api_versions if v != "unstable")
+        return stable[0] if stable else requested
 
     async def _token(self, request: Request) -> Response:
         raw = await request.body()

@@ -19,6 +19,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_client_schema
 
+from plugins.shopify.settings import SCHEMA_VERSION
 from plugins.shopify.simulator_records import (
     BulkOperation,
     Fulfillment,
@@ -40,7 +41,7 @@ from plugins.shopify.simulator_records import (
 from plugins.shopify.simulator_search import Tokenized, compile_query
 from plugins.shopify.simulator_state import ShopState
 
-SCHEMA_FILE = "admin_schema_2025-01.json.gz"
+SCHEMA_FILE = f"admin_schema_{SCHEMA_VERSION}.json.gz"
 MAX_PAGE = 250
 View = dict[str, Any]
 

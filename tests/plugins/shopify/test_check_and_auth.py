@@ -6,6 +6,7 @@ import pytest
 
 from engine.errors import AuthError, ConfigError
 from plugins.shopify import ShopifyConnector
+from plugins.shopify.settings import DEFAULT_API_VERSION
 from plugins.shopify.simulator import ShopifySimulator
 
 from .conftest import ConnectorFactory, RecordingTransport
@@ -17,15 +18,24 @@ async def test_check_ok(connector: ShopifyConnector, sim: ShopifySimulator) -> N
     assert "Warehouse" in result.message
     assert result.details["shop"] == "ordersync-sim.myshopify.com"
     assert result.details["location_id"].startswith("gid://shopify/Location/")
-    assert result.details["api_version_served"] == "2025-01"
+    assert result.details["api_version"] == DEFAULT_API_VERSION == "2026-10"
+    assert result.details["api_version_served"] == DEFAULT_API_VERSION
     assert "answered with API version" not in result.message
 
 
-async def test_check_reports_the_api_version_served(make_connector: ConnectorFactory) -> None:
-    result = await make_connector(api_version="2026-10").check()
+async def test_check_reports_the_api_version_served(
+    make_connector: ConnectorFactory, recorder: RecordingTransport
+) -> None:
+    """Shopify answers a retired version with its oldest supported one, in a header."""
+    result = await make_connector(api_version="2025-01").check()
+
+    assert recorder.graphql()[0].path == "/admin/api/2025-01/graphql.json"
     assert result.ok
-    assert result.details["api_version_served"] == "2025-01"
-    assert "Shopify answered with API version 2025-01, not 2026-10" in result.message
+    assert result.details["api_version_served"] == "2026-01"
+    assert (
+        "Shopify answered with API version 2026-01, not 2025-01: the version asked for is "
+        "not supported (any more); set api_version to a supported one (the default is 2026-10)"
+    ) in result.message
 
 
 async def test_bad_token_is_a_clear_check_failure(make_connector: ConnectorFactory) -> None:

@@ -25,7 +25,7 @@ def test_example_config_settings() -> None:
     )
     assert settings.shop_domain == "my-store.myshopify.com"
     assert settings.base_url == "https://my-store.myshopify.com"
-    assert settings.graphql_path == "/admin/api/2025-01/graphql.json"
+    assert settings.graphql_path == "/admin/api/2026-10/graphql.json"
     assert settings.inventory_behaviour == "DECREMENT_IGNORING_POLICY"
     assert settings.all_tags == ["ordersync", "amazon", "amazon-de"]
     assert "test-client-secret" not in repr(settings)

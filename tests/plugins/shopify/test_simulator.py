@@ -352,3 +352,19 @@ async def test_search_lag_hides_new_orders_from_searches_only() -> None:
         assert by_id["data"]["order"] == {"id": order}
         sim.advance(31)
         assert await ids('source_identifier:"LAG-ORDER-1"') == [order]
+
+
+async def test_an_unsupported_api_version_is_answered_with_the_oldest_supported(
+    http: httpx.AsyncClient,
+) -> None:
+    async def served(version: str) -> str:
+        response = await http.post(
+            f"/admin/api/{version}/graphql.json", json={"query": "{ shop { name } }"}, headers=TOKEN
+        )
+        assert response.status_code == 200 and response.json()["data"]["shop"]["name"]
+        return response.headers["x-shopify-api-version"]
+
+    assert await served("2026-10") == "2026-10"
+    assert await served("2026-04") == "2026-04"
+    assert await served("unstable") == "unstable"
+    assert await served("2025-01") == "2026-01"
