@@ -1695,10 +1695,31 @@ ENV_SECRET = "WOOCOMMERCE_SIM_CONSUMER_SECRET"  # noqa: S105 - a variable name
 
 class WooCommerceSimHarness:
     """The engine's shop harness (``engine.testing.harness.ShopSim``) over one
-    :class:`WooCommerceSimulator` (same constructor arguments; full admin API on ``.sim``)."""
+    :class:`WooCommerceSimulator` (full admin API on ``.sim``).
 
-    def __init__(self, time_scale: float = 1.0, rate_limits: bool = True, seed: int = 0) -> None:
-        self.sim = WooCommerceSimulator(time_scale=time_scale, rate_limits=rate_limits, seed=seed)
+    :param tracking_source: ``meta`` ships with Shipment Tracking meta; ``fulfillments``
+        serves the Order Fulfillments API, ships through it and configures the connector
+        to read it.
+    """
+
+    def __init__(
+        self,
+        time_scale: float = 1.0,
+        rate_limits: bool = True,
+        seed: int = 0,
+        tracking_source: str = "meta",
+    ) -> None:
+        if tracking_source not in ("meta", "fulfillments"):
+            raise ValueError(
+                f"tracking_source must be meta or fulfillments, not {tracking_source!r}"
+            )
+        self.tracking_source = tracking_source
+        self.sim = WooCommerceSimulator(
+            time_scale=time_scale,
+            rate_limits=rate_limits,
+            seed=seed,
+            fulfillments=tracking_source == "fulfillments",
+        )
         self.app = self.sim.app
         self.faults = self.sim.faults
 
@@ -1706,11 +1727,14 @@ class WooCommerceSimHarness:
         return self.sim.transport()
 
     def settings(self, base_url: str) -> dict[str, Any]:
-        return {
+        settings: dict[str, Any] = {
             "store_url": base_url,
             "consumer_key": {"$env": ENV_KEY},
             "consumer_secret": {"$env": ENV_SECRET},
         }
+        if self.tracking_source != "meta":
+            settings["tracking_source"] = self.tracking_source
+        return settings
 
     def env(self) -> dict[str, str]:
         return {ENV_KEY: DEFAULT_KEY, ENV_SECRET: DEFAULT_SECRET}
@@ -1754,7 +1778,12 @@ class WooCommerceSimHarness:
         """Track a package; ``lines=None`` ships everything and completes the order."""
         items = [{"sku": sku, "qty": qty} for sku, qty in (lines or {}).items()]
         entry = {"provider": carrier, "number": tracking, "items": items}
-        self.sim.ship_order(self._order_id(marketplace_order_id), [entry], complete=lines is None)
+        self.sim.ship_order(
+            self._order_id(marketplace_order_id),
+            [entry],
+            complete=lines is None,
+            via=self.tracking_source,
+        )
 
     def cancel(self, marketplace_order_id: str) -> None:
         self.sim.cancel_order(self._order_id(marketplace_order_id))

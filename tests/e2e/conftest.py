@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,28 @@ SHOPS = ["shopify", "woocommerce", "magento"]
 TIME_SCALE = 200.0
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A shop platform set up one way: harness options and connector settings."""
+
+    id: str
+    platform: str
+    harness: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+VARIANTS = [
+    Variant("shopify", "shopify"),
+    Variant("woocommerce", "woocommerce"),
+    Variant("woocommerce-fulfillments", "woocommerce", harness={"tracking_source": "fulfillments"}),
+    Variant("magento", "magento"),
+    Variant("magento-cart", "magento", settings={"order_create_mode": "cart"}),
+]
+"""Every way the round trip runs; ``world`` (used by the other e2e tests) runs the
+first set-up of each platform."""
+BY_ID = {v.id: v for v in VARIANTS}
+
+
 @pytest.fixture(scope="session")
 def builtin_plugins() -> Plugins:
     return load_plugins(
@@ -33,6 +56,7 @@ class World:
     shop: ShopSim
     shop_name: str
     engine: Engine
+    variant: Variant
 
     async def run(self, flow: str, connection: str = "eu") -> Any:
         report = await self.engine.run_flow(connection, flow)
@@ -57,7 +81,12 @@ class World:
 
 
 def connection(
-    cid: str, shop: str, amazon: MarketplaceSim, store: ShopSim, **extra: Any
+    cid: str,
+    shop: str,
+    amazon: MarketplaceSim,
+    store: ShopSim,
+    shop_settings: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     market_settings = amazon.settings("https://amazon.test")
     market_settings.update(extra.pop("marketplace_settings", {}))
@@ -67,9 +96,55 @@ def connection(
         "cancellation_reason": "NoInventory",
         "carrier_map": {"DHL Paket": "DHL"},
         "marketplace": {"type": "amazon", "settings": market_settings},
-        "shop": {"type": shop, "settings": store.settings(f"https://{shop}.test")},
+        "shop": {
+            "type": shop,
+            "settings": {**store.settings(f"https://{shop}.test"), **(shop_settings or {})},
+        },
         **extra,
     }
+
+
+@contextmanager
+def build_world(
+    variant: Variant, plugins: Plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """The Amazon simulator, one shop simulator set up as ``variant`` says, the engine."""
+    shop = variant.platform
+    amazon: MarketplaceSim = load_harness(
+        plugins.registry.get("amazon").simulator or "", time_scale=TIME_SCALE
+    )
+    store: ShopSim = load_harness(
+        plugins.registry.get(shop).simulator or "", time_scale=TIME_SCALE, **variant.harness
+    )
+    for name, value in {**amazon.env(), **store.env()}.items():
+        monkeypatch.setenv(name, value)
+    data = {
+        "time_scale": TIME_SCALE,
+        "connections": [
+            connection("eu", shop, amazon, store, variant.settings),
+            connection(
+                "us",
+                shop,
+                amazon,
+                store,
+                variant.settings,
+                marketplace_settings={"marketplaces": ["Amazon.com"]},
+            ),
+        ],
+    }
+    loaded = load_config(None, plugins.registry, data=data)
+    state = StateStore(tmp_path / "state.db")
+    engine = Engine(
+        loaded,
+        plugins.registry,
+        state,
+        hooks=plugins.pm.hook,
+        transports={"amazon": amazon.transport(), shop: store.transport()},
+    )
+    try:
+        yield World(amazon, store, shop, engine, variant)
+    finally:
+        state.close()
 
 
 @pytest.fixture(params=SHOPS)
@@ -79,32 +154,5 @@ def world(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
-    shop = request.param
-    amazon: MarketplaceSim = load_harness(
-        builtin_plugins.registry.get("amazon").simulator or "", time_scale=TIME_SCALE
-    )
-    store: ShopSim = load_harness(
-        builtin_plugins.registry.get(shop).simulator or "", time_scale=TIME_SCALE
-    )
-    for name, value in {**amazon.env(), **store.env()}.items():
-        monkeypatch.setenv(name, value)
-    data = {
-        "time_scale": TIME_SCALE,
-        "connections": [
-            connection("eu", shop, amazon, store),
-            connection(
-                "us", shop, amazon, store, marketplace_settings={"marketplaces": ["Amazon.com"]}
-            ),
-        ],
-    }
-    loaded = load_config(None, builtin_plugins.registry, data=data)
-    state = StateStore(tmp_path / "state.db")
-    engine = Engine(
-        loaded,
-        builtin_plugins.registry,
-        state,
-        hooks=builtin_plugins.pm.hook,
-        transports={"amazon": amazon.transport(), shop: store.transport()},
-    )
-    yield World(amazon, store, shop, engine)
-    state.close()
+    with build_world(BY_ID[request.param], builtin_plugins, tmp_path, monkeypatch) as built:
+        yield built

@@ -1,8 +1,30 @@
-"""Amazon simulator → engine → each shop simulator: the merchant's whole round trip."""
+"""Amazon simulator → engine → each shop simulator: the merchant's whole round trip,
+for every set-up of each shop (WooCommerce with tracking meta or fulfillments, Magento
+through orders/create or the cart)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.plugins import Plugins
 from engine.state import OrderState
+from tests.e2e.conftest import BY_ID, VARIANTS, Variant, World, build_world
+
+
+@pytest.fixture(params=VARIANTS, ids=[v.id for v in VARIANTS])
+def world(
+    request: pytest.FixtureRequest,
+    builtin_plugins: Plugins,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[World]:
+    variant: Variant = request.param
+    with build_world(variant, builtin_plugins, tmp_path, monkeypatch) as built:
+        yield built
 
 
 async def test_orders_once_with_exact_totals_eu_and_us(world):
@@ -103,3 +125,60 @@ async def test_stock_change_leads_to_a_listings_update(world):
     report = await world.run("stock")
     assert world.amazon.quantity("E2E-S2") == 11
     assert report.counts["pushed"] == 1
+
+
+TAKES = {
+    "woocommerce": (None, r"/orders/\d+/fulfillments$"),
+    "woocommerce-fulfillments": (r"^GET .*/orders/\d+/fulfillments$", None),
+    "magento": (r"^PUT .*/V1/orders/create$", r"/V1/guest-carts"),
+    "magento-cart": (r"^PUT .*/V1/guest-carts/[^/]+/order$", r"/V1/orders/create$"),
+}
+"""Variant → (a call it must make, a call it must not make)."""
+
+
+@pytest.mark.parametrize("world", [BY_ID[name] for name in TAKES], ids=list(TAKES), indirect=True)
+async def test_each_set_up_takes_its_own_path(world):
+    """A variant is not only configured: the shop sees the calls of its own path."""
+    world.shop.add_product("E2E-A", 10)
+    world.amazon.add_order("302-6000001-0000001", {"E2E-A": 2})
+    await world.run("orders")
+    await world.run("shipments")
+    world.shop.ship("302-6000001-0000001", {"E2E-A": 1}, "DHL Paket", "T-PART")
+    await world.settle()
+    await world.run("shipments")
+    assert [c["tracking"] for c in world.amazon.confirmations()] == ["T-PART"]
+    assert world.shop.count_orders("302-6000001-0000001") == 1
+    calls = [f"{method} {path}" for method, path in world.shop.sim.requests]
+    must, must_not = TAKES[world.variant.id]
+    if must is not None:
+        assert any(re.search(must, c) for c in calls), must
+    if must_not is not None:
+        assert not any(re.search(must_not, c) for c in calls), must_not
+
+
+@pytest.mark.parametrize("world", [BY_ID["woocommerce"]], ids=["woocommerce"], indirect=True)
+async def test_unreadable_shop_tracking_is_a_typed_failure_not_a_guess(world):
+    """WooCommerce tracking meta that cannot be read: a typed failure, and the completed
+    order is not confirmed as untracked; once the meta is fixed it ships with tracking."""
+    world.shop.add_product("E2E-A", 10)
+    world.amazon.add_order("302-7000001-0000001", {"E2E-A": 1})
+    await world.run("orders")
+    await world.run("shipments")
+    sim = world.shop.sim
+    oid = world.shop._order_id("302-7000001-0000001")
+    sim.set_order_meta(oid, "_wc_shipment_tracking_items", "DHL 00340434161094042557")
+    sim.set_order_status(oid, "completed")
+    await world.settle()
+    await world.run("shipments")
+    [failure] = world.engine.store.failures("eu")
+    assert (failure["kind"], failure["reason"]) == ("shipment", "invalid_shop_data")
+    assert "is not a list but 'DHL 00340434161094042557'" in failure["message"]
+    assert world.amazon.confirmations() == []  # not confirmed as shipped without tracking
+
+    sim.set_order_meta(oid, "_wc_shipment_tracking_items", [])
+    sim.ship_order(oid, [{"provider": "DHL Paket", "number": "00340434161094042557"}])
+    sim.advance(5)
+    await world.settle()
+    await world.run("shipments")
+    assert [c["tracking"] for c in world.amazon.confirmations()] == ["00340434161094042557"]
+    assert world.engine.store.get_order("eu", "302-7000001-0000001").state is OrderState.SHIPPED

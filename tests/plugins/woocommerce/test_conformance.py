@@ -133,3 +133,25 @@ def test_every_override_keeps_the_contracts_signature(name: str) -> None:
         p.annotation for p in theirs.parameters.values()
     ]
     assert ours.return_annotation == theirs.return_annotation
+
+
+async def test_harness_with_fulfillments_ships_through_them() -> None:
+    from tests.plugins.woocommerce.conftest import make_order
+
+    harness = WooCommerceSimHarness(rate_limits=False, tracking_source="fulfillments")
+    assert harness.settings("https://x.test")["tracking_source"] == "fulfillments"
+    harness.add_product("H-MUG", 5, Decimal("9.99"))
+    woo = connector(harness.transport(), tracking_source="fulfillments")
+    try:
+        order = make_order("302-2-2", [("H-MUG", 2, "9.99", "3.19")])
+        await woo.create_order(order, await woo.resolve_products("sku", ["H-MUG"]))
+        start = await woo.changes_since(None)
+        harness.ship("302-2-2", {"H-MUG": 1}, "Hermes", "H-9")
+        changes = await woo.changes_since(start.cursor)
+    finally:
+        await woo.aclose()
+    [shipment] = changes.shipments
+    assert (shipment.tracking_number, shipment.lines[0].quantity) == ("H-9", 1)
+    assert list(harness.sim.fulfillments.values())[0][0]["meta_data"][1]["value"] == "H-9"
+    with pytest.raises(ValueError, match="tracking_source"):
+        WooCommerceSimHarness(tracking_source="email")
