@@ -73,7 +73,7 @@ class ShopifyConnector(ShopConnector):
         self.config = cast(ShopifySettings, settings)
         self.log = context.logger
         self.client = ShopifyClient(self.config, context)
-        self.products = ProductResolver(self.client, self.config, self.log)
+        self.products = ProductResolver(self.client, self.config, self.log, context.time_scale)
         self.changes = ChangeReader(self.client, self.config, self.log)
         self.stock = StockReader(self.client, self.config, context.time_scale, self.log)
         self._location: dict[str, Any] | None = None

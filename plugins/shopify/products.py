@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.models import ProductRef
 from plugins.shopify import queries as q
+from plugins.shopify.bulk import BulkBusy, BulkRunner
 from plugins.shopify.client import ShopifyClient
 from plugins.shopify.mapping import any_of, gid, legacy_id
 from plugins.shopify.settings import Attribute, ShopifySettings
@@ -46,11 +47,16 @@ class ProductResolver:
     """Resolves batches of marketplace SKUs; metafield lookups use a cached index."""
 
     def __init__(
-        self, client: ShopifyClient, settings: ShopifySettings, logger: logging.Logger
+        self,
+        client: ShopifyClient,
+        settings: ShopifySettings,
+        logger: logging.Logger,
+        time_scale: float = 1.0,
     ) -> None:
         self.client = client
         self.settings = settings
         self.log = logger
+        self.bulk = BulkRunner(client, settings, time_scale, logger)
         self._index: dict[tuple[str, str], tuple[float, dict[str, list[dict[str, Any]]]]] = {}
 
     async def resolve(self, attribute: Attribute, skus: Sequence[str]) -> dict[str, ProductRef]:
@@ -116,13 +122,42 @@ class ProductResolver:
         Shopify's search only filters on metafields whose definition is
         admin-filterable (and returns *unfiltered* results otherwise), so the
         index is built by reading every variant's metafield and cached for
-        ``metafield_cache_seconds``.
+        ``metafield_cache_seconds``: with a bulk operation when the catalog has
+        more than ``bulk_threshold`` variants (one query instead of one per 250),
+        page by page otherwise or while another bulk operation is running.
         """
         cache_key = (attribute.namespace, attribute.key)
         cached = self._index.get(cache_key)
         if cached and time.monotonic() - cached[0] < self.settings.metafield_cache_seconds:
             return cached[1]
+        variants = await self._bulk_variants(attribute)
+        if variants is None:
+            variants = [v async for v in self._metafield_pages(attribute)]
         index: dict[str, list[dict[str, Any]]] = {}
+        for variant in variants:
+            key = variant_key(attribute, variant)
+            if key:
+                index.setdefault(key, []).append(variant)
+        self._index[cache_key] = (time.monotonic(), index)
+        return index
+
+    async def _bulk_variants(self, attribute: Attribute) -> list[dict[str, Any]] | None:
+        """Every variant with the metafield, by a bulk operation; ``None`` when not worth it
+        (a small catalog) or not possible now (another bulk operation runs)."""
+        threshold = self.settings.bulk_threshold
+        if not threshold:
+            return None
+        count = (await self.client.execute(q.VARIANTS_COUNT)).get("productVariantsCount") or {}
+        if int(count.get("count") or 0) <= threshold:
+            return None
+        try:
+            rows = await self.bulk.run(q.bulk_variants_query(attribute))
+        except BulkBusy:
+            self.log.info("shopify: a bulk operation is running; reading variants page by page")
+            return None
+        return [row for row in rows if "__parentId" not in row]
+
+    async def _metafield_pages(self, attribute: Attribute) -> AsyncIterator[dict[str, Any]]:
         after = None
         while True:
             data = await self.client.execute(
@@ -136,11 +171,7 @@ class ProductResolver:
             )
             page = data["productVariants"]
             for variant in page["nodes"]:
-                key = variant_key(attribute, variant)
-                if key:
-                    index.setdefault(key, []).append(variant)
+                yield variant
             if not page["pageInfo"]["hasNextPage"]:
-                break
+                return
             after = page["pageInfo"]["endCursor"]
-        self._index[cache_key] = (time.monotonic(), index)
-        return index

@@ -382,3 +382,21 @@ def bulk_stock_query(location_id: str, attribute: Attribute) -> str:
         "  }\n"
         "}\n"
     )
+
+
+def bulk_variants_query(attribute: Attribute) -> str:
+    """The bulk query reading every variant with one metafield (the metafield index)."""
+    return (
+        "{\n"
+        "  productVariants {\n"
+        "    edges {\n"
+        "      node {\n"
+        "        id legacyResourceId sku barcode title\n"
+        "        product { id title }\n"
+        f"        metafield(namespace: {json.dumps(attribute.namespace)}, "
+        f"key: {json.dumps(attribute.key)}) {{ value }}\n"
+        "      }\n"
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )

@@ -12,23 +12,20 @@ its JSONL result. Cursors are JSON:
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.errors import FatalAPIError, RetriableAPIError
+from engine.errors import FatalAPIError
 from engine.models import StockLevel, StockPage
 from plugins.shopify import queries as q
-from plugins.shopify.client import PLATFORM, ShopifyClient, user_errors_message
+from plugins.shopify.bulk import BulkRunner
+from plugins.shopify.client import PLATFORM, ShopifyClient
 from plugins.shopify.mapping import decode_cursor, encode_cursor, format_time, parse_time
 from plugins.shopify.products import variant_key
 from plugins.shopify.settings import Attribute, ShopifySettings
 
 CURSOR_VERSION = 1
-_FINISHED = {"COMPLETED", "FAILED", "CANCELED", "EXPIRED"}
 
 
 def _available(quantities: list[dict[str, Any]] | None) -> int | None:
@@ -66,6 +63,7 @@ class StockReader:
         self.settings = settings
         self.time_scale = time_scale
         self.log = logger
+        self.bulk = BulkRunner(client, settings, time_scale, logger)
         self._bulk: dict[str, list[StockLevel]] = {}
 
     async def page(self, attribute: Attribute, location_id: str, cursor: str | None) -> StockPage:
@@ -133,48 +131,13 @@ class StockReader:
     # --- bulk operations ------------------------------------------------------------------
 
     async def _run_bulk(self, attribute: Attribute, location_id: str) -> str:
-        query = q.bulk_stock_query(location_id, attribute)
-        data = await self.client.execute(q.BULK_RUN, {"query": query})
-        result = data["bulkOperationRunQuery"]
-        if result["userErrors"]:
-            message = f"bulk operation refused: {user_errors_message(result['userErrors'])}"
-            if any(e.get("code") == "OPERATION_IN_PROGRESS" for e in result["userErrors"]):
-                raise RetriableAPIError(
-                    message, platform=PLATFORM, operation="bulkOperationRunQuery"
-                )
-            raise FatalAPIError(message, platform=PLATFORM, operation="bulkOperationRunQuery")
-        operation: str = result["bulkOperation"]["id"]
+        operation = await self.bulk.start(q.bulk_stock_query(location_id, attribute))
         self._bulk[operation] = await self._bulk_levels(attribute, operation)
         return operation
 
     async def _bulk_levels(self, attribute: Attribute, operation: str) -> list[StockLevel]:
-        deadline = time.monotonic() + self.settings.bulk_timeout / self.time_scale
-        while True:
-            status = (await self.client.execute(q.BULK_STATUS, {"id": operation}))["node"]
-            if status is None:
-                raise FatalAPIError(f"bulk operation {operation} not found", platform=PLATFORM)
-            if status["status"] in _FINISHED:
-                break
-            if time.monotonic() > deadline:
-                raise RetriableAPIError(
-                    f"bulk operation {operation} still {status['status']} after "
-                    f"{self.settings.bulk_timeout:.0f}s",
-                    platform=PLATFORM,
-                )
-            await asyncio.sleep(self.settings.bulk_poll_interval / self.time_scale)
-        if status["status"] != "COMPLETED":
-            raise RetriableAPIError(
-                f"bulk operation {operation} ended {status['status']} ({status.get('errorCode')})",
-                platform=PLATFORM,
-            )
-        if not status.get("url"):
-            return []
-        body = await self.client.download(status["url"])
         levels = []
-        for line in body.decode("utf-8").splitlines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
+        for item in await self.bulk.rows(operation):
             if "__parentId" in item:
                 continue
             level = stock_level(attribute, item, item.get("inventoryLevel"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.errors import RetriableAPIError
 from plugins.shopify import ShopifyConnector
 from plugins.shopify.simulator import ShopifySimulator
 
@@ -111,3 +112,44 @@ async def test_sku_with_quotes_is_escaped(
 async def test_unknown_attribute_is_rejected(connector: ShopifyConnector) -> None:
     with pytest.raises(ValueError, match="unknown identification attribute"):
         await connector.resolve_products("metafield:no-dot", ["x"])
+
+
+async def test_metafield_index_of_a_large_catalog_is_one_bulk_operation(
+    make_connector: ConnectorFactory, catalog: dict, recorder: RecordingTransport
+) -> None:
+    connector = make_connector(bulk_threshold=2, bulk_poll_interval=0.5)
+
+    refs = await connector.resolve_products("metafield:custom.ean", ["EAN-1", "EAN-2", "EAN-9"])
+
+    assert {k: r.variant_id for k, r in refs.items()} == {
+        "EAN-1": catalog["SKU-1"]["variant_id"],
+        "EAN-2": catalog["SKU-2"]["variant_id"],
+    }
+    assert (
+        refs["EAN-1"].title == "Mug" and refs["EAN-1"].product_id == catalog["SKU-1"]["product_id"]
+    )
+    assert recorder.graphql("OrdersyncVariantsMetafield") == []
+    query = recorder.graphql("OrdersyncBulkRun")[0].body["variables"]["query"]
+    assert "productVariants" in query and 'metafield(namespace: "custom", key: "ean")' in query
+
+
+async def test_metafield_index_reads_pages_while_another_bulk_operation_runs(
+    make_connector: ConnectorFactory,
+    sim: ShopifySimulator,
+    catalog: dict,
+    recorder: RecordingTransport,
+) -> None:
+    sim.api.bulk_seconds = 10_000.0
+    stock = make_connector(bulk_threshold=1, bulk_timeout=0.01, bulk_poll_interval=0.5)
+    with pytest.raises(RetriableAPIError, match="still RUNNING"):
+        await stock.stock_levels("sku", None)  # a stock bulk operation is left running
+    connector = make_connector(bulk_threshold=2)
+
+    refs = await connector.resolve_products("metafield:custom.ean", ["EAN-2"])
+
+    assert refs["EAN-2"].variant_id == catalog["SKU-2"]["variant_id"]
+    runs = recorder.graphql("OrdersyncBulkRun")
+    assert runs[-1].response["data"]["bulkOperationRunQuery"]["userErrors"][0]["code"] == (
+        "OPERATION_IN_PROGRESS"
+    )
+    assert len(recorder.graphql("OrdersyncVariantsMetafield")) == 1

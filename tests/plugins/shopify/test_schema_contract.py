@@ -8,7 +8,7 @@ import pytest
 from graphql import NoDeprecatedCustomRule, parse, validate
 
 from plugins.shopify.cost import MAX_SINGLE_QUERY_COST, requested_cost
-from plugins.shopify.queries import DOCUMENTS, bulk_stock_query
+from plugins.shopify.queries import DOCUMENTS, bulk_stock_query, bulk_variants_query
 from plugins.shopify.settings import ShopifySettings, parse_attribute
 
 from .contract import SCHEMA_FILE, contract_schema, deprecated_in_document
@@ -20,6 +20,9 @@ DOCUMENT_SET = {
         f"bulk[{a}]": bulk_stock_query("gid://shopify/Location/1", parse_attribute(a))
         for a in ATTRIBUTES
     },
+    "bulk_variants[metafield:custom.ean]": bulk_variants_query(
+        parse_attribute("metafield:custom.ean")
+    ),
 }
 
 

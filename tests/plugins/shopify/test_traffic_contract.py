@@ -97,6 +97,7 @@ async def _exercise(make_connector: ConnectorFactory, sim: ShopifySimulator) -> 
     assert {lv.sku for lv in metafield.levels} >= {"EAN-1", "EAN-2"}
     bulk = make_connector(bulk_threshold=1, bulk_poll_interval=0.5)
     await bulk.stock_levels("metafield:custom.ean", None)
+    assert set(await bulk.resolve_products("metafield:custom.ean", ["EAN-1"])) == {"EAN-1"}
 
     sim.configure_bucket(restore_rate=0.5)
     sim.set_available_points(0)
@@ -139,12 +140,18 @@ async def test_every_request_and_response_conforms(
         throttled += _is_throttled(exchange)
     assert throttled == 1
 
+    queries_by_file = {
+        run.response["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"].rsplit("/", 1)[-1]
+        + ".jsonl": run.body["variables"]["query"]
+        for run in recorder.graphql("OrdersyncBulkRun")
+    }
     downloads = [e for e in recorder.exchanges if e.path.startswith("/bulk-results/")]
-    assert downloads and all(e.status == 200 for e in downloads)
-    query = recorder.graphql("OrdersyncBulkRun")[0].body["variables"]["query"]
-    rows = [json.loads(line) for e in downloads for line in e.response.splitlines() if line]
-    assert rows
-    assert bulk_row_problems(parse(query), rows) == []
+    assert len(downloads) == len(queries_by_file) == 2  # stock levels, the metafield index
+    for download in downloads:
+        assert download.status == 200
+        rows = [json.loads(line) for line in download.response.splitlines() if line]
+        query = parse(queries_by_file[download.path.rsplit("/", 1)[-1]])
+        assert rows and bulk_row_problems(query, rows) == []
 
     tokens = [e for e in recorder.exchanges if e.path == "/admin/oauth/access_token"]
     assert tokens
