@@ -14,7 +14,15 @@ import engine.http
 from bench.chaos import Expectations, convergence_problems
 from engine.plugins import Plugins
 from engine.state import IntentKind, IntentState, OrderState
-from tests.reliability.world import CID, VISIBLE, FastRetrying, SimWorld, builtin_plugins, sim_env
+from tests.reliability.world import (
+    CID,
+    SHOPIFY_GRAPHQL,
+    VISIBLE,
+    FastRetrying,
+    SimWorld,
+    builtin_plugins,
+    sim_env,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +92,7 @@ def test_shop_change_while_the_import_is_unconfirmed(world: SimWorld, merchant: 
     oid = "302-0000001-0000001"
     world.amazon.add_order(oid, {"REL-A": 2}, age_minutes=0)
     world.tick(VISIBLE)
-    fired = world.crash_during(
-        "orders", "http.after shopify POST /admin/api/2025-01/graphql.json OrdersyncOrderCreate"
-    )
+    fired = world.crash_during("orders", f"http.after {SHOPIFY_GRAPHQL} OrdersyncOrderCreate")
     assert fired is not None and world.shop.count_orders(oid) == 1
     assert world.store.get_order(CID, oid).state is OrderState.IMPORT_INTENDED
     expected = Expectations()

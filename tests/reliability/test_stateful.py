@@ -52,6 +52,7 @@ from bench.chaos import Expectations, convergence_problems, duplicate_problems
 from engine.plugins import Plugins
 from tests.reliability.world import (
     FLOWS,
+    SHOPIFY_GRAPHQL,
     SKUS,
     VISIBLE,
     FastRetrying,
@@ -83,7 +84,7 @@ CRASH_SITES = (
     "http.",
     "http.before",
     "http.after",
-    "http.after shopify POST /admin/api/2025-01/graphql.json OrdersyncOrder",  # create, cancel
+    f"http.after {SHOPIFY_GRAPHQL} OrdersyncOrder",  # create, cancel
     "http.after amazon POST",  # Amazon committed confirmShipment or a feed
 )
 OrderSpec = tuple[dict[str, int], bool, str]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Coroutine
@@ -64,6 +65,11 @@ STORE_WRITES = (
 )
 
 
+SHOPIFY_VERSION = re.compile(r"/admin/api/[^/]+/")
+SHOPIFY_GRAPHQL = "shopify POST /admin/api/{version}/graphql.json"
+"""How a checkpoint names a Shopify GraphQL request (then its operation name)."""
+
+
 class Crash(BaseException):
     """The process dies here (``kill -9``): no ``except Exception`` sees it."""
 
@@ -102,13 +108,14 @@ class CrashPlan:
 
 class CrashTransport(httpx.AsyncBaseTransport):
     """Checkpoints ``http.before <side> <METHOD> <path> [<GraphQL operation>]`` and
-    ``http.after ...``."""
+    ``http.after ...``; Shopify's API version in the path is ``{version}``."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, plan: CrashPlan, side: str) -> None:
         self.inner, self.plan, self.side = inner, plan, side
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        target = f"{self.side} {request.method} {request.url.path}"
+        path = SHOPIFY_VERSION.sub("/admin/api/{version}/", request.url.path)
+        target = f"{self.side} {request.method} {path}"
         if request.url.path.endswith("/graphql.json"):  # name the operation: a crash target
             target += " " + str(json.loads(request.content).get("operationName"))
         self.plan.point(f"http.before {target}")
