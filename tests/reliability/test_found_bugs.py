@@ -149,3 +149,23 @@ def test_a_200_that_is_not_amazons_answer_is_not_a_confirmation(world: SimWorld,
     assert [c["tracking"] for c in world.amazon.confirmations()] == ["TRK-1"]
     assert world.amazon.cancellations() == [(cancelled, "NoInventory")]
     assert converged(world, Expectations(shop_cancelled={cancelled})) == []
+
+
+def test_a_10_mb_tracking_number_never_reaches_amazon(world: SimWorld) -> None:
+    """Shopify accepted a 10 MB tracking number and the engine sent it to Amazon as it
+    was (the simulator took it), storing it in the intent and the order log: a 50 MB
+    state database. Now it is a typed failure and the other shipment goes on."""
+    huge, fine = "302-0000001-0000001", "302-0000002-0000001"
+    world.amazon.add_order(huge, {"REL-A": 1}, age_minutes=0)
+    world.amazon.add_order(fine, {"REL-B": 1}, age_minutes=0)
+    world.tick(VISIBLE)
+    world.sync("orders")
+    world.shop.ship(huge, None, "DHL Paket", "T" * 10_000_000)
+    world.shop.ship(fine, None, "DHL Paket", "TRK-OK")
+    world.sync("shipments")
+    assert [c["tracking"] for c in world.amazon.confirmations()] == ["TRK-OK"]
+    [failure] = world.store.failures(CID)
+    assert (failure["kind"], failure["reason"]) == ("shipment", "invalid_shop_data")
+    assert huge in failure["message"] and len(failure["message"]) < 2000
+    size = sum(path.stat().st_size for path in world.tmp.glob("state.db*"))
+    assert size < 2_000_000
