@@ -340,6 +340,17 @@ def shipment(
     if not isinstance(tracking, list) or not isinstance(tracking[0] or {}, Mapping):
         raise UnreadableChange(f"trackingInfo is not a list of objects: {preview(tracking)}")
     first = tracking[0] or {}
+    others = [t.get("number") for t in tracking[1:] if isinstance(t, Mapping) and t.get("number")]
+    if others:
+        log.warning(
+            "fulfilment %s of order %s has %d more tracking numbers (%s); Amazon gets the "
+            "first, %s, as one package",
+            fulfillment.get("id"),
+            order.get("name"),
+            len(others),
+            ", ".join(preview(n) for n in others[:5]),
+            preview(first.get("number")),
+        )
     shipping = order.get("shippingLine") or {}
     if not isinstance(shipping, Mapping):
         raise UnreadableChange(f"the order's shippingLine is not an object: {preview(shipping)}")

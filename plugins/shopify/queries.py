@@ -242,7 +242,7 @@ query OrdersyncFulfillmentDetails($ids: [ID!]!) {
       id
       status
       createdAt
-      trackingInfo(first: 1) { company number url }
+      trackingInfo(first: 10) { company number url }
       fulfillmentLineItems(first: 20) {
         pageInfo { hasNextPage endCursor }
         nodes { ...OrdersyncFulfillmentLine }

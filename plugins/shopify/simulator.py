@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -42,6 +43,8 @@ from plugins.shopify.simulator_api import CostLimiter, GraphQLAPI
 from plugins.shopify.simulator_records import gid, iso, parse_gid
 from plugins.shopify.simulator_state import ShopState
 
+PLACEHOLDER_TOKEN = "test-access-token"  # noqa: S105 - the simulator's test credential
+TOKEN_ENV = "SHOPIFY_SIM_ACCESS_TOKEN"  # noqa: S105 - a variable name
 SUPPORTED_API_VERSIONS = ("2026-01", "2026-04", "2026-07", "2026-10", "unstable")
 """The versions the simulator answers as asked (each served with the 2025-01 schema)."""
 SCOPES = "read_orders,write_orders,read_products,read_inventory,read_locations,read_fulfillments"
@@ -57,7 +60,7 @@ class ShopifySimulator:
         rate_limits: bool = True,
         seed: int = 0,
         *,
-        access_token: str = "test-access-token",  # noqa: S107 - simulator placeholder
+        access_token: str = PLACEHOLDER_TOKEN,
         client_id: str = "test-client-id",
         client_secret: str = "test-client-secret",  # noqa: S107 - simulator placeholder
         token_ttl: float = 86_399.0,
@@ -511,16 +514,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--products", type=int, default=0, help="seed a demo catalog of N products")
+    parser.add_argument("--search-lag", type=float, default=0.0, help="seconds (see the module)")
+    parser.add_argument(
+        "--token-env",
+        default=TOKEN_ENV,
+        help="environment variable holding the access token to accept "
+        "(unset: the built-in test token)",
+    )
     args = parser.parse_args(argv)
+    token = os.environ.get(args.token_env) or PLACEHOLDER_TOKEN
     sim = ShopifySimulator(
-        time_scale=args.time_scale, rate_limits=not args.no_rate_limits, seed=args.seed
+        time_scale=args.time_scale,
+        rate_limits=not args.no_rate_limits,
+        seed=args.seed,
+        access_token=token,
+        search_lag=args.search_lag,
     )
     seed_demo_catalog(sim, args.products)
     import uvicorn
 
-    print(
-        f"Shopify simulator on http://{args.host}:{args.port} "  # noqa: T201
-        f"(X-Shopify-Access-Token: {sim.access_token})"
+    source = f"${args.token_env}" if os.environ.get(args.token_env) else "the built-in test token"
+    print(  # noqa: T201
+        f"Shopify simulator on http://{args.host}:{args.port} (X-Shopify-Access-Token: {source})"
     )
     uvicorn.run(sim.app, host=args.host, port=args.port, log_level="warning")
 

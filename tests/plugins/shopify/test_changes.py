@@ -398,3 +398,26 @@ async def test_a_transient_field_error_fails_the_read_not_the_record(
 
     with pytest.raises(RetriableAPIError, match="Internal error"):
         await connector.changes_since(cursor)
+
+
+async def test_extra_tracking_numbers_are_not_dropped_silently(
+    connector: ShopifyConnector,
+    sim: ShopifySimulator,
+    catalog: dict,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Amazon takes one tracking number per package: the first; the others are logged."""
+    from plugins.shopify.simulator_records import Tracking
+
+    ref = await _create(connector, eur_order())
+    cursor = (await connector.changes_since(None)).cursor
+    sim.advance(5)
+    shipped = sim.fulfil(ref.id, tracking_company="DHL", tracking_number="FIRST-1")
+    fulfillment = sim.state.fulfillments[int(shipped.rsplit("/", 1)[-1])]
+    fulfillment.tracking.append(Tracking("DHL", "SECOND-2"))
+
+    shipments, *_ = await _drain(connector, cursor)
+
+    assert [s.tracking_number for s in shipments] == ["FIRST-1"]
+    assert "1 more tracking numbers ('SECOND-2')" in caplog.text
+    assert "Amazon gets the first, 'FIRST-1'" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -300,7 +301,25 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
         ]
     )
     assert served["port"] == 8102 and served["host"] == "127.0.0.1"
-    assert "http://127.0.0.1:8102" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8102" in out and "the built-in test token" in out
+    assert "test-access-token" not in out
+
+    monkeypatch.setenv("MY_SIM_TOKEN", "shpat-sim-secret-4711")
+    simulator_module.main(["--token-env", "MY_SIM_TOKEN"])
+    out = capsys.readouterr().out
+    assert "$MY_SIM_TOKEN" in out and "shpat-sim-secret-4711" not in out
+
+    async def shop_name() -> int:
+        transport = httpx.ASGITransport(app=served["app"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+            headers = {"X-Shopify-Access-Token": "shpat-sim-secret-4711"}
+            answer = await client.post(
+                GRAPHQL, json={"query": "{ shop { name } }"}, headers=headers
+            )
+            return answer.status_code
+
+    assert asyncio.run(shop_name()) == 200  # the token from the variable is the one accepted
 
 
 async def test_customer_notifications_are_recorded(
