@@ -16,7 +16,9 @@ Calls per flow, and why:
   numbers over ``orderby=id&order=asc`` (stable while records change); the next
   window starts at the server's clock (``Date``) of the pass's first page minus a
   lookback, so nothing changed during a pass is lost; the changes cursor remembers the
-  overlap's events so none is reported twice.
+  overlap's events so none is reported twice. A changes-only stock pass reads the
+  variations of the variable products modified in the window only (saving a variation
+  saves its parent).
 - Batch endpoints are write-only in ``wc/v3``: :meth:`create_orders` and
   :meth:`cancel_orders` use ``/orders/batch`` (100 per call) when ``use_batch``.
 """
@@ -794,10 +796,9 @@ class WooCommerceConnector(ShopConnector):
             raise ValueError(f"woocommerce cannot identify products by {attribute!r}")
         run = _StockPass.from_cursor(cursor)
         levels: dict[str, StockLevel] = {}
-        if run.phase == "products":
+        has_more = False
+        if run.phase == "products":  # a cursor of the former variations phase ends its pass
             has_more = await self._stock_products(run, attribute, levels)
-        else:
-            has_more = await self._stock_variations(run, attribute, levels)
         state = run.next_state(has_more)
         if state is None:
             since = self._next_since(run.since, run.signpost, run.newest)
@@ -812,8 +813,15 @@ class WooCommerceConnector(ShopConnector):
     async def _stock_products(
         self, run: _StockPass, attribute: str, levels: dict[str, StockLevel]
     ) -> bool:
-        """One page of products; variable ones bring their variations when the pass is
-        full or the parent manages the stock (a delta reads variations in its own phase)."""
+        """One page of products, with the variations of the variable ones.
+
+        A changes-only pass lists the products modified since the window start; a
+        variable product is among them whenever one of its variations was saved (stock
+        set, an order's reduction: WooCommerce then syncs and saves the parent), and of
+        its variations only those modified since are kept. Variations have no documented
+        ``modified_after``, so this is what keeps a pass from reading every variable
+        product's variations; the engine's periodic full read repairs anything a write
+        around WooCommerce's CRUD left unmarked."""
         params = self._stock_params()
         if run.delta:
             params.update(modified_after=_after(run.since), dates_are_gmt=True)
@@ -825,26 +833,14 @@ class WooCommerceConnector(ShopConnector):
             run.saw(item)
             if item.get("type") != "variable":
                 _keep(levels, mapping.stock_level(item, attribute, ean))
-            elif not run.delta or item.get("manage_stock") is True:
-                for variation in await self._variations(item["id"]):
-                    _keep(levels, mapping.stock_level(variation, attribute, ean, item))
-        return page.has_more
-
-    async def _stock_variations(
-        self, run: _StockPass, attribute: str, levels: dict[str, StockLevel]
-    ) -> bool:
-        """Variations have no documented ``modified_after``: read those of one page of
-        variable products and keep the ones changed since the window start."""
-        params = {**self._stock_params(), "type": "variable"}
-        page = await self.client.page("products", params, operation="stock", page=run.page)
-        for item in page.items:
+                continue
+            by_parent = item.get("manage_stock") is True  # its stock: all its variations'
             for variation in await self._variations(item["id"]):
                 changed = mapping.parse_gmt(variation.get("date_modified_gmt"))
-                if run.since is not None and changed is not None and changed < run.since:
+                if run.delta and not by_parent and _before(changed, run.since):
                     continue
                 run.saw(variation)
-                level = mapping.stock_level(variation, attribute, self.settings.ean_meta_key, item)
-                _keep(levels, level)
+                _keep(levels, mapping.stock_level(variation, attribute, ean, item))
         return page.has_more
 
 
@@ -883,17 +879,13 @@ class _StockPass:
 
     def next_state(self, has_more: bool) -> dict[str, Any] | None:
         """The cursor state of the next page, ``None`` when the pass is over."""
-        if has_more:
-            phase, page = self.phase, self.page + 1
-        elif self.delta and self.phase == "products":
-            phase, page = "variations", 1
-        else:
+        if not has_more:
             return None
         return {
             "mode": "delta" if self.delta else "full",
             "since": _iso(self.since),
-            "phase": phase,
-            "page": page,
+            "phase": self.phase,
+            "page": self.page + 1,
             "sp": _iso(self.signpost),
             "max": _iso(self.newest),
         }
@@ -937,6 +929,10 @@ def _after(since: datetime | None) -> str:
     cursor's own second is read too (a write in that second after our read is kept)."""
     assert since is not None
     return mapping.format_gmt(since - timedelta(seconds=1))
+
+
+def _before(when: datetime | None, since: datetime | None) -> bool:
+    return when is not None and since is not None and when < since
 
 
 def _max(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -11,7 +11,8 @@ What it models, from the documented API and WooCommerce's own behaviour:
   with ``dates_are_gmt``, a site timezone distinct from GMT.
 - Orders: create computes taxes from per-country rates (per line, half up) and the
   totals the way WooCommerce does; ``set_paid``/paid statuses reduce managed stock once;
-  cancelling restores it; every write moves ``date_modified_gmt``.
+  cancelling restores it; every write moves ``date_modified_gmt``, a variation's also its
+  parent's (the deferred product sync saves the parent).
   ``search`` covers billing/shipping fields and order item names (as core does), plus
   any ``searchable_meta_keys`` (what a search-fields filter adds).
 - Batch endpoints (100 objects at most), optional order fulfillments.
@@ -233,6 +234,15 @@ class WooCommerceSimulator:
         with self.lock:
             self._offset += timedelta(seconds=seconds)
 
+    def _saved(self, product: dict[str, Any]) -> None:
+        """A product or variation saved through WooCommerce's CRUD: its ``date_modified``
+        moves (the data store records every save), and a variation's parent is synced and
+        saved at the end of the request (``wc_deferred_product_sync``), so it moves too."""
+        self._stamp(product)
+        parent = self.products.get(product.get("_parent") or 0)
+        if parent is not None:
+            self._stamp(parent)
+
     def _stamp(self, obj: dict[str, Any], prefix: str = "date_modified") -> None:
         now = self.now()
         obj[f"{prefix}_gmt"] = _fmt(now)
@@ -319,11 +329,11 @@ class WooCommerceSimulator:
             if ean:
                 variation["meta_data"].append(self._meta(ean_meta_key, ean))
             self._stamp(variation, "date_created")
-            self._stamp(variation)
             _stock_status(variation)
             variation["_parent"] = parent_id
             self.variations[vid] = variation
             parent["variations"].append(vid)
+            self._saved(variation)
             return _public(variation)
 
     def _stock_holder(self, product_id: int) -> dict[str, Any]:
@@ -339,7 +349,7 @@ class WooCommerceSimulator:
             holder["manage_stock"] = True
             holder["stock_quantity"] = int(quantity)
             _stock_status(holder)
-            self._stamp(holder)
+            self._saved(holder)
 
     def stock_of(self, product_id: int) -> int | None:
         with self.lock:
@@ -604,7 +614,7 @@ class WooCommerceSimulator:
                 item["quantity"]
             )
             _stock_status(holder)
-            self._stamp(holder)  # wc_update_product_stock() sets date_modified
+            self._saved(holder)  # wc_update_product_stock() saves the product
 
     def _set_status(self, order: dict[str, Any], status: str) -> None:
         if status not in ORDER_STATUSES:
@@ -1184,7 +1194,7 @@ class WooCommerceSimulator:
             )
         self._update_meta(obj, data.get("meta_data") or [])
         _stock_status(obj)
-        self._stamp(obj)
+        self._saved(obj)
 
     def _h_product_update(self, request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
         pid = request.path_params["pid"]

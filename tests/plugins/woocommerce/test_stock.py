@@ -66,7 +66,7 @@ async def test_changed_since_returns_only_what_changed(
 
     assert _levels(delta) == {"CAP-2": 9, "SHIRT-L": 0}
     paths = [path for _, path in sim.requests]
-    assert paths.count("/wp-json/wc/v3/products") == 2  # changed products, variable parents
+    assert paths.count("/wp-json/wc/v3/products") == 1  # CAP-2 and SHIRT (its variation saved)
     assert paths.count(f"/wp-json/wc/v3/products/{ids['SHIRT']}/variations") == 1
 
     sim.advance(600)
@@ -87,3 +87,50 @@ async def test_an_order_moves_stock_into_the_next_changes(
     await woo.create_order(order, await woo.resolve_products("sku", ["MUG-1", "SHIRT-M"]))
 
     assert _levels(await _read(woo, "sku", full[-1].cursor)) == {"MUG-1": 16, "SHIRT-M": 5}
+
+
+async def test_changes_read_the_variations_of_changed_variable_products_only(
+    make_connector: Callable[..., WooCommerceConnector],
+) -> None:
+    """A big catalogue: a changes-only pass costs the changed products, not one call per
+    variable product."""
+    sim = WooCommerceSimulator(rate_limits=False)
+    variations = {}
+    for n in range(12):
+        parent = sim.create_product(f"TEE-{n}", type="variable", name=f"Tee {n}")
+        variations[n] = [
+            sim.create_variation(parent["id"], f"TEE-{n}-{size}", "9.99", 5)["id"]
+            for size in ("S", "M")
+        ]
+    woo = make_connector(sim.transport(), page_size=5)
+    sim.advance(600)
+    full = await _read(woo, "sku", None)
+    assert len(_levels(full)) == 24
+    sim.advance(600)
+    sim.set_stock(variations[7][1], 0)
+    sim.requests.clear()
+
+    delta = await _read(woo, "sku", full[-1].cursor)
+
+    assert _levels(delta) == {"TEE-7-M": 0}
+    variation_calls = [p for _, p in sim.requests if p.endswith("/variations")]
+    assert len(variation_calls) == 1 and len(sim.requests) == 2  # was 1 + 3 pages + 12
+
+
+async def test_a_parent_managing_its_variations_stock_reports_them_all(
+    make_connector: Callable[..., WooCommerceConnector],
+) -> None:
+    sim = WooCommerceSimulator(rate_limits=False)
+    parent = sim.create_product("CAP", type="variable", name="Cap", manage_stock=True)
+    sim.set_stock(parent["id"], 10)
+    for size in ("S", "L"):
+        vid = sim.create_variation(parent["id"], f"CAP-{size}", "9.99", None)["id"]
+        sim.variations[vid]["manage_stock"] = "parent"  # as WooCommerce shows it
+    woo = make_connector(sim.transport())
+    sim.advance(600)
+    full = await _read(woo, "sku", None)
+    assert _levels(full) == {"CAP-S": 10, "CAP-L": 10}
+    sim.advance(600)
+    sim.set_stock(parent["id"], 4)  # the variations themselves did not change
+
+    assert _levels(await _read(woo, "sku", full[-1].cursor)) == {"CAP-S": 4, "CAP-L": 4}
