@@ -119,7 +119,9 @@ def deprecated_in_value(type_: Any, value: Any, path: str = "") -> list[str]:
     if is_input_object_type(type_):
         out = []
         for key, item in value.items():
-            field = type_.fields[key]
+            field = type_.fields.get(key)
+            if field is None:
+                continue  # not a field of the type: coercion reports it
             if field.deprecation_reason:
                 out.append(f"input field {type_.name}.{key} at {path}")
             out += deprecated_in_value(field.type, item, f"{path}.{key}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from importlib import resources
 
 import pytest
@@ -11,7 +13,7 @@ from plugins.shopify.cost import MAX_SINGLE_QUERY_COST, requested_cost
 from plugins.shopify.queries import DOCUMENTS, bulk_stock_query, bulk_variants_query
 from plugins.shopify.settings import ShopifySettings, parse_attribute
 
-from .contract import SCHEMA_FILE, contract_schema, deprecated_in_document
+from .contract import SCHEMA_FILE, contract_schema, deprecated_in_document, variable_errors
 
 ATTRIBUTES = ("sku", "barcode", "id", "metafield:custom.ean")
 DOCUMENT_SET = {
@@ -88,3 +90,30 @@ def test_page_size_settings_are_bounded_by_the_cost_checks() -> None:
     assert _maximum("orders_page_size") == 100
     assert _maximum("stock_page_size") == 150
     assert _maximum("product_batch_size") == 100
+
+
+def test_deprecated_inputs_are_absent_so_validation_rejects_them() -> None:
+    """The published introspection carries no deprecation flag on arguments or input
+    fields: deprecated ones are left out (``MailingAddressInput`` has ``provinceCode``
+    and ``countryCode``, not ``province`` and ``country``). So the argument and input
+    branches of the deprecation walker can find nothing; what keeps deprecated inputs
+    out is validation and variable coercion, shown here."""
+    raw = json.loads(gzip.decompress(SCHEMA_FILE.read_bytes()))["data"]["__schema"]["types"]
+    keys = {
+        key
+        for kind in raw
+        for entry in [*(kind.get("inputFields") or [])]
+        + [a for f in kind.get("fields") or [] for a in f.get("args") or []]
+        for key in entry
+    }
+    assert "isDeprecated" not in keys and "deprecationReason" not in keys
+    document = parse("query Q($a: MailingAddressInput) { shop { name } }")
+    assert variable_errors(document, "Q", {"a": {"provinceCode": "WA"}}) == []
+    problems = variable_errors(document, "Q", {"a": {"province": "Washington"}})
+    assert (
+        problems and "Field 'province' is not defined by type 'MailingAddressInput'" in problems[0]
+    )
+    literal = parse('mutation { orderCancel(orderId: "1", province: "x") { job { id } } }')
+    messages = [e.message for e in validate(contract_schema(), literal)]
+    assert "Unknown argument 'province' on field 'Mutation.orderCancel'." in messages
+    assert any("argument 'reason' of type 'OrderCancelReason!'" in m for m in messages)
