@@ -110,10 +110,10 @@ def test_deprecated_inputs_are_absent_so_validation_rejects_them() -> None:
     document = parse("query Q($a: MailingAddressInput) { shop { name } }")
     assert variable_errors(document, "Q", {"a": {"provinceCode": "WA"}}) == []
     problems = variable_errors(document, "Q", {"a": {"province": "Washington"}})
-    assert (
-        problems and "Field 'province' is not defined by type 'MailingAddressInput'" in problems[0]
-    )
+    assert problems and "not to include unknown field 'province'" in problems[0]
     literal = parse('mutation { orderCancel(orderId: "1", province: "x") { job { id } } }')
     messages = [e.message for e in validate(contract_schema(), literal)]
     assert "Unknown argument 'province' on field 'Mutation.orderCancel'." in messages
-    assert any("argument 'reason' of type 'OrderCancelReason!'" in m for m in messages)
+    assert any(
+        "orderCancel(reason:)' of type 'OrderCancelReason!' is required" in m for m in messages
+    )
