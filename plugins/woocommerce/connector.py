@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from engine.errors import (
+    APIError,
     AuthError,
     BadResponseError,
     FailureReason,
@@ -141,6 +142,7 @@ class WooCommerceConnector(ShopConnector):
         self.client = WooClient(settings, context)
         self.log = context.logger.getChild("woocommerce")
         self._catalogue: _Catalogue | None = None
+        self._has_fulfillments: bool | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -191,6 +193,14 @@ class WooCommerceConnector(ShopConnector):
         env = status.get("environment") or {}
         store = status.get("settings") or {}
         version = env.get("version") or "?"
+        source: str = self.settings.tracking_source
+        if source == "auto":
+            try:
+                both = await self._uses_fulfillments()
+            except APIError as exc:
+                both = False
+                self.log.warning("could not tell whether the store has fulfilments: %s", exc)
+            source = "auto: meta and fulfillments" if both else "auto: meta"
         return CheckResult(
             ok=True,
             message=f"connected to WooCommerce {version} at {self.settings.store_url}",
@@ -198,7 +208,7 @@ class WooCommerceConnector(ShopConnector):
                 "version": version,
                 "currency": store.get("currency"),
                 "base_url": base,
-                "tracking_source": self.settings.tracking_source,
+                "tracking_source": source,
             },
         )
 
@@ -768,12 +778,43 @@ class WooCommerceConnector(ShopConnector):
     async def _packages(
         self, wc_order: dict[str, Any]
     ) -> tuple[list[mapping.Package], list[mapping.Problem]]:
-        if self.settings.tracking_source == "meta":
-            return mapping.tracking_packages(wc_order, self.settings.tracking_meta_key)
+        """The order's packages from the configured source; with ``auto`` the meta and, when
+        the store has them, the fulfilments, a parcel in both (same tracking number) once."""
+        packages: list[mapping.Package] = []
+        problems: list[mapping.Problem] = []
+        if self.settings.tracking_source != "fulfillments":
+            packages, problems = mapping.tracking_packages(
+                wc_order, self.settings.tracking_meta_key
+            )
+        if not await self._uses_fulfillments():
+            return packages, problems
         fulfillments = await self.client.call(
             "GET", f"orders/{wc_order['id']}/fulfillments", operation="fulfillments", expect=list
         )
-        return mapping.fulfillment_packages(f for f in fulfillments if isinstance(f, dict))
+        found, unreadable = mapping.fulfillment_packages(
+            f for f in fulfillments if isinstance(f, dict)
+        )
+        numbers = {p.tracking_number for p in found if p.tracking_number}
+        meta_only = [
+            p for p in packages if p.tracking_number not in numbers or not p.tracking_number
+        ]
+        return meta_only + found, problems + unreadable
+
+    async def _uses_fulfillments(self) -> bool:
+        """``fulfillments``: yes; ``meta``: no; ``auto``: whether the store serves the Order
+        Fulfillments API (asked once per connector)."""
+        source = self.settings.tracking_source
+        if source != "auto":
+            return source == "fulfillments"
+        if self._has_fulfillments is None:
+            self._has_fulfillments = await self._fulfillments_missing() is None
+            self.log.info(
+                "tracking from the %s",
+                "Shipment Tracking meta and order fulfilments"
+                if self._has_fulfillments
+                else "Shipment Tracking meta (the store has no order fulfilments API)",
+            )
+        return self._has_fulfillments
 
     async def _server_now(self) -> datetime:
         """The store's clock (``Date`` of a cheap call); ours if it sends none."""

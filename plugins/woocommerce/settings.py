@@ -54,9 +54,11 @@ class WooCommerceSettings(BaseModel):
     new_order_status: OrderStatus = "processing"
     amazon_order_id_meta_key: str = "_amazon_order_id"
     shipped_statuses: list[OrderStatus] = Field(default=["completed"], min_length=1)
-    tracking_source: Literal["meta", "fulfillments"] = "meta"
+    tracking_source: Literal["meta", "fulfillments", "auto"] = "meta"
     """``meta``: the Shipment Tracking meta (``tracking_meta_key``); ``fulfillments``: the
-    core Order Fulfillments endpoints (WooCommerce 10.2+ with the feature enabled)."""
+    core Order Fulfillments endpoints (WooCommerce 10.2+ with the feature enabled);
+    ``auto``: the meta, plus the fulfilments when the store serves them (one more call per
+    changed order), a parcel recorded in both (same tracking number) counted once."""
     tracking_meta_key: str = "_wc_shipment_tracking_items"
     untracked_shipment_delay_seconds: float = Field(default=600.0, ge=0)
     """How long an order completed without tracking waits before it is reported as

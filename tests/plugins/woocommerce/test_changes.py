@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from engine.models import ShopChanges, ShopOrderRef
@@ -392,3 +393,54 @@ async def test_foreign_cursor_is_refused(woo: WooCommerceConnector) -> None:
         await woo.changes_since("2024-01-01T00:00:00")
     with pytest.raises(ValueError, match="start time"):
         await woo.changes_since(encode_cursor({"page": 2}))
+
+
+async def test_auto_tracking_without_fulfilments_reads_the_meta_and_asks_once(
+    make_connector: Callable[..., WooCommerceConnector], sim: WooCommerceSimulator
+) -> None:
+    sent: list[str] = []
+    inner = sim.transport()
+
+    class Logged(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.url.path)
+            return await inner.handle_async_request(request)
+
+    woo = make_connector(Logged(), tracking_source="auto")
+    result = await woo.check()
+    assert result.ok and result.details["tracking_source"] == "auto: meta"
+    start = await woo.changes_since(None)
+    for n in (1, 2):
+        ref = await _import(woo, f"303-7400001-740000{n}", [("MUG-1", 1, "9.99", "1.60")])
+        sim.ship_order(int(ref.id), [{"provider": "dhl", "number": f"M-{n}"}])
+    changes = await _changes_after(woo, sim, start)
+    assert sorted(s.tracking_number for s in changes.shipments) == ["M-1", "M-2"]
+    probes = [p for p in sent if p.endswith("/fulfillments")]
+    assert probes == ["/wp-json/wc/v3/orders/0/fulfillments"]  # once, by check()
+
+
+async def test_auto_tracking_reads_meta_and_fulfilments_and_counts_a_parcel_once(
+    make_connector: Callable[..., WooCommerceConnector],
+) -> None:
+    sim = WooCommerceSimulator(rate_limits=False, fulfillments=True)
+    sim.create_product("MUG-1", "9.99", 10)
+    woo = make_connector(sim.transport(), tracking_source="auto")
+    start = await woo.changes_since(None)
+    ref = await _import(woo, "303-7500001-7500001", [("MUG-1", 3, "9.99", "4.79")])
+    one = [{"sku": "MUG-1", "qty": 1}]
+    sim.ship_order(  # an older parcel tracked with the Shipment Tracking extension
+        int(ref.id), [{"provider": "dhl", "number": "OLD-1", "items": one}], complete=False
+    )
+    for number in ("NEW-2", "OLD-1"):  # a new one, and the old one migrated into fulfilments
+        sim.ship_order(
+            int(ref.id),
+            [{"provider": "dhl", "number": number, "items": one}],
+            complete=False,
+            via="fulfillments",
+        )
+    changes = await _changes_after(woo, sim, start)
+    assert sorted((s.tracking_number, s.lines[0].quantity) for s in changes.shipments) == [
+        ("NEW-2", 1),
+        ("OLD-1", 1),
+    ]
+    assert (await woo.check()).details["tracking_source"] == "auto: meta and fulfillments"
