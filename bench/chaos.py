@@ -540,7 +540,8 @@ class ChaosRun:
             'default_shipping_service = "Other"',
             'cancellation_reason = "NoInventory"',
             'carrier_map = { "DHL Paket" = "DHL", "Deutsche Post" = "Deutsche Post" }',
-            "schedule = { orders = 1, shipments = 1, stock = 1, full_stock_every = 5 }",
+            # Changed-only stock reads after the first: what they miss shows at the end.
+            "schedule = { orders = 1, shipments = 1, stock = 1, full_stock_every = 100000 }",
             "",
             "[connections.marketplace]",
             'type = "amazon"',
