@@ -163,3 +163,30 @@ async def test_crash_mid_window_leaves_cursor_and_loses_nothing(make_engine, wor
     restarted = make_engine()
     await restarted.run_flow("c1", "orders")
     assert sorted(o.marketplace_order_id for o in world.shop_orders) == [f"A-{i}" for i in range(9)]
+
+
+async def test_crash_while_recording_an_unreadable_shop_record(make_engine, world, monkeypatch):
+    """A page's rejected records, intents and cursor commit together: a crash while the
+    failure is written leaves the page unread, and the restart records it all once."""
+    world.add_product("SKU-1")
+    world.add_order("A-1")
+    world.add_order("A-2")
+    engine = make_engine()
+    await engine.run_flow("c1", "orders")
+    world.ship("A-1")
+    world.unreadable_in_shop("shipment", "F-BAD", "A-2", "fulfilment F-BAD: quantity -1")
+    crash_in_store(monkeypatch, "store.record_failure")
+    assert await run_crashing(engine, "shipments")
+    assert world.confirmations == []
+    assert engine.store.failures("c1") == []
+    restarted = make_engine()
+    await restarted.run_flow("c1", "shipments")
+    await restarted.run_flow("c1", "shipments")
+    assert [c[1] for c in world.confirmations] == ["F-1"]
+    [failure] = restarted.store.failures("c1")
+    assert (failure["key"], failure["reason"], failure["attempts"]) == (
+        "F-BAD",
+        "invalid_shop_data",
+        1,
+    )
+    assert_no_open_intents(restarted.store)
