@@ -44,6 +44,7 @@ from plugins.shopify.settings import ShopifySettings
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DETAILS_BATCH = 10
 """Fulfillments per ``nodes(ids:)`` call; keeps the requested cost under 1000."""
+MAX_PROBLEM = 200
 UNREADABLE = (UnreadableChange, ValidationError, KeyError, TypeError, AttributeError, IndexError)
 """What mapping a record the shop sent in an unexpected shape can raise."""
 
@@ -75,6 +76,8 @@ def _rejected(
     marketplace = source if isinstance(source, str) and len(source) <= 100 else None
     what = "fulfilment" if kind == "shipment" else "cancellation of"
     name = order.get("name") if isinstance(order.get("name"), str) else order.get("id")
+    if len(problem) > MAX_PROBLEM:  # Shopify's own error text may quote the value
+        problem = problem[: MAX_PROBLEM - 3] + "..."
     message = (
         f"Shopify order {name} (marketplace order {marketplace or '?'}): {what} {key}: {problem}"
     )

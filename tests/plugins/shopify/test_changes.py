@@ -297,7 +297,7 @@ BAD_SHIPMENTS = {
         "tracking number is 10000000 characters long (at most 255)",
     ),
     "tracking number of the wrong type": (
-        lambda f: setattr(f.tracking[0], "number", {"x": 1}),
+        lambda f: setattr(f.tracking[0], "number", {"x": "9" * 1_000_000}),
         None,
         "Shopify could not return trackingInfo.0.number: String cannot represent value",
     ),
