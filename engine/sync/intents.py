@@ -62,13 +62,8 @@ def fail_item(
     *,
     order_id: str | None = None,
     intent: Intent | None = None,
-    notify: bool = True,
 ) -> None:
-    """Record a typed, retryable failure and tell notifier plugins.
-
-    Inside an outer transaction pass ``notify=False`` and call
-    :func:`notify_failed` once it is committed.
-    """
+    """Record a typed, retryable failure and tell notifier plugins (once it is committed)."""
     reason_value = reason.value if isinstance(reason, FailureReason) else reason
     with ctx.store.transaction():
         ctx.store.record_failure(ctx.cid, kind, key, reason_value, message)
@@ -86,14 +81,10 @@ def fail_item(
             ctx.store.log(
                 ctx.cid, order_id, "local", f"{kind} failed", f"{reason_value}: {message}"
             )
-    if notify:
-        notify_failed(ctx, kind, key, reason_value, message)
-
-
-def notify_failed(ctx: SyncContext, kind: str, key: str, reason: str, message: str) -> None:
-    """Log a recorded failure and call the ``item_failed`` hook."""
-    ctx.log.warning("%s %s %s failed: %s: %s", ctx.cid, kind, key, reason, message)
-    ctx.hooks.item_failed(connection_id=ctx.cid, kind=kind, key=key, reason=reason, message=message)
+    ctx.log.warning("%s %s %s failed: %s: %s", ctx.cid, kind, key, reason_value, message)
+    ctx.hooks.item_failed(
+        connection_id=ctx.cid, kind=kind, key=key, reason=reason_value, message=message
+    )
 
 
 def classify(exc: Exception, side: Side | None = None) -> tuple[bool, FailureReason, str]:
@@ -113,6 +104,27 @@ def classify(exc: Exception, side: Side | None = None) -> tuple[bool, FailureRea
             reason = REJECTED_BY[side]
         return False, reason, str(exc)
     return False, FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def attempt_failed(
+    ctx: SyncContext,
+    intent: Intent,
+    exc: Exception,
+    report: FlowReport,
+    *,
+    kind: str,
+    key: str,
+    side: Side,
+    context: str = "",
+) -> bool:
+    """An intent's call raised: retried later when transient, else a typed failure of
+    ``kind``/``key`` (``context`` prefixes its message). ``True`` if it failed for good."""
+    retriable, reason, message = classify(exc, side)
+    if retriable:
+        retry_later(ctx, intent, report, exc)
+        return False
+    fail_item(ctx, kind, key, reason, context + message, order_id=intent.order_id, intent=intent)
+    return True
 
 
 def retry_later(ctx: SyncContext, intent: Intent, report: FlowReport, exc: Exception) -> None:

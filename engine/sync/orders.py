@@ -24,7 +24,7 @@ from engine.models import (
 )
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderRecord, OrderState
 from engine.sync.context import FlowReport, SyncContext
-from engine.sync.intents import classify, fail_item, retry_later, run_concurrently
+from engine.sync.intents import attempt_failed, fail_item, retry_later, run_concurrently
 from engine.sync.shipments import FLOW as SHIPMENTS_FLOW
 from engine.sync.shipments import read_shop_changes
 
@@ -448,20 +448,8 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
 def _import_failed(
     ctx: SyncContext, intent: Intent, record: OrderRecord, exc: Exception, report: FlowReport
 ) -> None:
-    retriable, reason, message = classify(exc)
-    if retriable:
-        retry_later(ctx, intent, report, exc)
-        return
-    fail_item(
-        ctx,
-        "order",
-        record.order_id,
-        FailureReason.SHOP_REJECTED if reason is FailureReason.UNAVAILABLE else reason,
-        message,
-        order_id=record.order_id,
-        intent=intent,
-    )
-    report.add("failed")
+    if attempt_failed(ctx, intent, exc, report, kind="order", key=record.order_id, side="shop"):
+        report.add("failed")
 
 
 def _imported(
@@ -564,16 +552,4 @@ async def _cancel_in_shop(
 
 
 def _cancel_failed(ctx: SyncContext, intent: Intent, exc: Exception, report: FlowReport) -> None:
-    retriable, reason, message = classify(exc)
-    if retriable:
-        retry_later(ctx, intent, report, exc)
-        return
-    fail_item(
-        ctx,
-        "cancellation",
-        intent.order_id,
-        reason,
-        message,
-        order_id=intent.order_id,
-        intent=intent,
-    )
+    attempt_failed(ctx, intent, exc, report, kind="cancellation", key=intent.order_id, side="shop")

@@ -21,7 +21,12 @@ from engine.models import (
 from engine.state import IN_SHOP, Intent, IntentKind, IntentState, OrderState
 from engine.sync.carriers import map_carrier
 from engine.sync.context import FlowReport, SyncContext
-from engine.sync.intents import classify, fail_item, notify_failed, retry_later, run_concurrently
+from engine.sync.intents import (
+    attempt_failed,
+    fail_item,
+    retry_later,
+    run_concurrently,
+)
 
 FLOW = "shipments"
 IN_SHOP_OR_UNCONFIRMED = IN_SHOP | {OrderState.IMPORT_INTENDED}
@@ -34,7 +39,6 @@ MAX_LINES = 1000
 MAX_MESSAGE = 1000
 """A failure message or key from a shop plugin is clipped to this (never the whole field)."""
 
-Notice = tuple[str, str, str, str]
 """``(kind, key, reason, message)`` of a failure to announce once its page is committed."""
 
 
@@ -53,18 +57,15 @@ async def read_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
     cursor = store.get_cursor(cid, FLOW)
     while not ctx.stop.is_set():
         page = await ctx.shop.changes_since(cursor)
-        notices: list[Notice] = []
         with store.transaction():
             ctx.fence()
             for shipment in page.shipments:
-                _record_shipment(ctx, shipment, report, notices)
+                _record_shipment(ctx, shipment, report)
             for cancellation in page.cancellations:
                 _record_cancellation(ctx, cancellation, report)
             for rejected in page.rejected:
-                _record_rejected(ctx, rejected, report, notices)
+                _record_rejected(ctx, rejected, report)
             store.set_cursor(cid, FLOW, page.cursor)
-        for notice in notices:
-            notify_failed(ctx, *notice)
         cursor = page.cursor
         if not page.has_more:
             break
@@ -95,7 +96,6 @@ def _reject(
     key: str,
     order_id: str | None,
     message: str,
-    notices: list[Notice],
 ) -> bool:
     """Record an unusable shop record as a typed failure, once; ``False`` if it already was
     (a shop's change feed may return a record again)."""
@@ -107,14 +107,11 @@ def _reject(
     if exists:
         return False
     reason = FailureReason.INVALID_SHOP_DATA
-    fail_item(ctx, kind, key, reason, message, order_id=order_id, notify=False)
-    notices.append((kind, key, reason.value, message))
+    fail_item(ctx, kind, key, reason, message, order_id=order_id)
     return True
 
 
-def _record_rejected(
-    ctx: SyncContext, rejected: RejectedChange, report: FlowReport, notices: list[Notice]
-) -> None:
+def _record_rejected(ctx: SyncContext, rejected: RejectedChange, report: FlowReport) -> None:
     """A shipment or cancellation the shop plugin could not read: a typed failure.
 
     Like a readable record, it is ignored when it names an order ordersync never
@@ -126,7 +123,7 @@ def _record_rejected(
         return
     where = f"order {oid}: " if oid else ""
     message = f"{where}shop {rejected.kind} {clip(rejected.key, MAX_TEXT)}: {rejected.message}"
-    if _reject(ctx, rejected.kind, rejected.key, oid, message, notices):
+    if _reject(ctx, rejected.kind, rejected.key, oid, message):
         report.add("rejected shop records")
 
 
@@ -156,9 +153,7 @@ def in_marketplace_terms(ctx: SyncContext, shipment: Shipment, order: Order) -> 
     return shipment.model_copy(update={"lines": tuple(lines)})
 
 
-def _record_shipment(
-    ctx: SyncContext, shipment: Shipment, report: FlowReport, notices: list[Notice]
-) -> None:
+def _record_shipment(ctx: SyncContext, shipment: Shipment, report: FlowReport) -> None:
     store, cid, oid = ctx.store, ctx.cid, shipment.marketplace_order_id
     record = store.get_order(cid, oid)
     if record is None or record.state not in IN_SHOP_OR_UNCONFIRMED:
@@ -166,7 +161,7 @@ def _record_shipment(
     problem = absurd_field(shipment)
     if problem is not None:
         message = f"order {oid}: shop shipment {clip(shipment.shipment_id, MAX_TEXT)}: {problem}"
-        if _reject(ctx, "shipment", shipment.shipment_id, oid, message, notices):
+        if _reject(ctx, "shipment", shipment.shipment_id, oid, message):
             report.add("rejected shop records")
         return
     shipment = in_marketplace_terms(ctx, shipment, record.order)
@@ -199,6 +194,18 @@ def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: F
     ):
         return  # unknown, already cancelled, or our own cancellation echoing back
     if record.order.status is OrderStatus.CANCELLED:
+        return
+    if record.shop_order_id is not None and cancellation.shop_order_id != record.shop_order_id:
+        # Another shop order carries this Amazon id (a duplicate, cancelled as
+        # `ordersync check` advises): the order ordersync tracks still stands.
+        store.log(
+            cid,
+            oid,
+            "local",
+            "duplicate cancelled",
+            f"shop order {cancellation.shop_order_id} was cancelled; "
+            f"{record.shop_order_number or record.shop_order_id} stands, Amazon is left alone",
+        )
         return
     if store.add_intent(
         cid,
@@ -259,19 +266,16 @@ async def _confirm_one(
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001
-        retriable, reason, message = classify(exc, "marketplace")
-        if retriable:
-            retry_later(ctx, intent, report, exc)
-        else:
-            fail_item(
-                ctx,
-                "shipment",
-                shipment.shipment_id,
-                reason,
-                f"order {oid}: {message}",
-                order_id=oid,
-                intent=intent,
-            )
+        attempt_failed(
+            ctx,
+            intent,
+            exc,
+            report,
+            kind="shipment",
+            key=shipment.shipment_id,
+            side="marketplace",
+            context=f"order {oid}: ",
+        )
         return
     with store.transaction():
         store.finish_intent(intent, IntentState.DONE)
@@ -349,20 +353,16 @@ async def cancel_on_marketplace(ctx: SyncContext, report: FlowReport) -> None:
         except LeaseLost:
             raise
         except Exception as exc:  # noqa: BLE001
-            retriable, reason, message = classify(exc, "marketplace")
             for intent in batch:
-                if retriable:
-                    retry_later(ctx, intent, report, exc)
-                else:
-                    fail_item(
-                        ctx,
-                        "cancellation",
-                        intent.order_id,
-                        reason,
-                        message,
-                        order_id=intent.order_id,
-                        intent=intent,
-                    )
+                attempt_failed(
+                    ctx,
+                    intent,
+                    exc,
+                    report,
+                    kind="cancellation",
+                    key=intent.order_id,
+                    side="marketplace",
+                )
             continue
         by_key = {r.key: r for r in results}
         for intent in batch:

@@ -97,11 +97,6 @@ async def test_duplicates_and_amount_mismatch(make_engine, world):
     assert "totals 14.90 USD, Amazon 14.90 EUR" in a3.detail and "currency" in a3.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/sync/shipments.py forwards the cancellation of ANY shop order carrying the "
-    "Amazon id, so cancelling the duplicate `check` names cancels the Amazon order too",
-)
 async def test_following_the_duplicate_fix_leaves_the_amazon_order_alone(make_engine, world):
     engine = await synced(make_engine, world, "A-1")
     original = world.shop_order_for("A-1")[0]

@@ -233,7 +233,7 @@ def test_two_daemons_never_sync_one_connection_at_once(
             pids = {e["pid"] for e in read_events(leaselog) if e["event"] == "acquired"}
             return {d.pid for d in daemons.values()} <= pids
 
-        wait_for(both_synced, 30, "both daemons to sync at least once")
+        wait_for(both_synced, 90, "both daemons to sync at least once")
         for _ in range(12):
             sims.add_order()
             sims.ship_open_orders()
