@@ -127,6 +127,16 @@ def m002_order_raw(db: sqlite_utils.Database) -> None:
     db.table("orders").add_column("raw", str)
 
 
+@migration
+def m003_stock_shop(db: sqlite_utils.Database) -> None:
+    """The shop's last known stock per SKU, so a stock run can re-offer SKUs the shop
+    did not report (a reservation changed, a push did not land)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS stock_shop (connection_id TEXT NOT NULL, "
+        "sku TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (connection_id, sku))"
+    )
+
+
 def apply(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction.
 

@@ -70,14 +70,7 @@ async def read_stock(ctx: SyncContext, full: bool) -> tuple[dict[str, int], str 
             return levels, cursor
 
 
-# -- the shop's last known stock (a table of this flow's own) ---------------------------
-
-
-def ensure_shop_table(store: StateStore) -> None:
-    store.db.execute(
-        f"CREATE TABLE IF NOT EXISTS {SHOP_TABLE} (connection_id TEXT NOT NULL, "
-        "sku TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (connection_id, sku))"
-    )
+# -- the shop's last known stock (table stock_shop, migration m003) ----------------------
 
 
 def knows_shop_stock(store: StateStore, cid: str) -> bool:
@@ -138,7 +131,6 @@ def to_evaluate(
 async def run_stock(ctx: SyncContext) -> FlowReport:
     report = FlowReport(FLOW)
     store, cid = ctx.store, ctx.cid
-    ensure_shop_table(store)
     runs = int(store.get_cursor(cid, RUNS) or 0)
     full = (
         store.get_cursor(cid, FLOW) is None
