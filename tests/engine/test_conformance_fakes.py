@@ -11,7 +11,7 @@ import pytest
 from engine.interfaces import ConnectorContext
 from engine.models import ShopOrderRef
 from engine.testing.conformance import MarketplaceConformance, ShopConformance
-from tests.fakes import WORLDS, FakeMarketplace, FakeSettings, FakeShop, World
+from tests.fakes import FakeMarketplace, FakeSettings, FakeShop, World
 
 
 @dataclass
@@ -86,4 +86,3 @@ def test_suites_are_not_empty():
     shop_tests = [n for n in dir(ShopConformance) if n.startswith("test_")]
     market_tests = [n for n in dir(MarketplaceConformance) if n.startswith("test_")]
     assert len(shop_tests) >= 8 and len(market_tests) >= 6
-    assert WORLDS is not None
