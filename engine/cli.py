@@ -155,29 +155,17 @@ def sync(
 
 
 def _dry_run(app: App, connection_id: str | None, flow: str | None, as_json: bool) -> None:
-    import tempfile
+    from engine.dryrun import dry_run_engine
 
-    from engine.dryrun import DryRunLog, copy_state, wrapper
-    from engine.runner import Engine
-    from engine.state import StateStore
-
-    log = DryRunLog()
-    with tempfile.TemporaryDirectory(prefix="ordersync-dry-run-") as tmp:
-        copy = Path(tmp) / "state.db"
-        copy_state(app.store.path, copy)
-        store = StateStore(copy)
+    with dry_run_engine(app.loaded, app.plugins.registry, app.store.path) as (engine, log):
 
         async def go() -> None:
-            engine = Engine(app.loaded, app.plugins.registry, store, wrap=wrapper(log))
             try:
                 await engine.sync(connection_id, flow)
             finally:
                 await engine.aclose()
 
-        try:
-            _run(go)
-        finally:
-            store.close()
+        _run(go)
     if as_json:
         _echo_json([w.__dict__ for w in log.writes])
         return
