@@ -122,6 +122,7 @@ class SimState:
         page_token_ttl: float = 86_400.0,
         feed_processing_seconds: float = 0.0,
         gzip_reports: bool = False,
+        usage_plans: Mapping[str, tuple[float, int]] | None = None,
     ) -> None:
         self.seller_id = seller_id
         self.credentials = credentials or Credentials()
@@ -135,6 +136,10 @@ class SimState:
         self.factory = OrderFactory(random.Random(seed))
         self._ids = random.Random(seed + 1)
         limits = {op.name: Limit(op.rate, op.burst) for op in OPERATIONS}
+        for name, (rate, burst) in (usage_plans or {}).items():
+            if name not in limits:
+                raise ValueError(f"unknown operation {name!r} in usage_plans")
+            limits[name] = Limit(rate, burst)  # this seller's plan, announced in the header
         self.limiter = RateLimiter(limits, clock=self.clock, enabled=rate_limits)
         self.faults = FaultInjector(seed=seed)
         names = participations if participations is not None else marketplaces.MARKETPLACES

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from engine.testing.faults import FaultMiddleware
 from engine.testing.ratelimit import RateLimitMiddleware, Scope
-from plugins.amazon.client import OPERATIONS_BY_NAME, match_operation
+from plugins.amazon.client import match_operation
 from plugins.amazon.sim_admin import AdminHandlers
 from plugins.amazon.sim_api import ApiHandlers
 from plugins.amazon.sim_feed_api import FeedHandlers
@@ -48,6 +48,8 @@ class AmazonSimulator(AdminHandlers, FeedHandlers, ListingHandlers, ApiHandlers)
     :param time_scale: speed of rate-limit buckets and feed delays.
     :param rate_limits: enforce the published usage plans (429 beyond burst).
     :param seed: makes generated ids, prices and tokens reproducible.
+    :param usage_plans: ``{operation: (rate, burst)}`` for a seller whose plan differs
+        from the published default; the rate is announced in ``x-amzn-RateLimit-Limit``.
     """
 
     def __init__(
@@ -94,7 +96,7 @@ class AmazonSimulator(AdminHandlers, FeedHandlers, ListingHandlers, ApiHandlers)
         return 429, headers, json.dumps(body).encode()
 
     def _rate_header(self, operation: str) -> dict[str, str]:
-        rate = OPERATIONS_BY_NAME[operation].rate * self.time_scale
+        rate = self.limiter.limits[operation].rate * self.time_scale
         return {"x-amzn-RateLimit-Limit": format(round(rate, 6), "g")}
 
     # -- routing --------------------------------------------------------------

@@ -190,3 +190,41 @@ def test_429_at_real_speed_waits_one_token_and_empties_the_local_bucket() -> Non
     assert len(waits) == 1 and one_token <= waits[0] <= one_token * 1.1
     assert sim.limiter.throttled == {"searchOrders": 2}  # the other client's and ours
     assert elapsed >= 2 * one_token - 0.01  # page 2 waited for a token too
+
+
+def _paced_reads(sim: AmazonSimulator, calls: int) -> tuple[AmazonConnector, float]:
+    """``calls`` getOrder reads at time_scale 1 on a virtual clock; the connector and
+    the virtual seconds they took."""
+    context = ConnectorContext("amazon-test", transport=sim.transport(), time_scale=1.0)
+    connector = AmazonConnector(settings_for(sim), context)
+    connector.now = sim.now
+
+    async def scenario() -> None:
+        try:
+            for _ in range(calls):
+                assert await connector.get_order("000-0000000-0000000") is None
+        finally:
+            await connector.aclose()
+
+    _, elapsed = run_virtual(scenario(), on_advance=sim.advance)
+    return connector, elapsed
+
+
+def test_connector_paces_to_a_higher_rate_announced_for_this_seller() -> None:
+    """getOrder at 5/s instead of the published 0.5/s: 60 calls past the burst take
+    12 s, not 120 s, and none is throttled."""
+    sim = AmazonSimulator(time_scale=1.0, usage_plans={"getOrder": (5.0, 30)})
+    connector, elapsed = _paced_reads(sim, 90)
+    assert connector.client.limiter.limits["getOrder"].rate == 5.0
+    assert sim.limiter.throttled == {}
+    assert 11.0 <= elapsed <= 13.0
+
+
+def test_connector_paces_to_a_lower_rate_announced_for_this_seller() -> None:
+    """getOrder at 0.1/s with a burst of 2: Amazon announces no burst, so one 429 is
+    met when its bucket runs dry; it empties ours and the rest keep to 0.1/s."""
+    sim = AmazonSimulator(time_scale=1.0, usage_plans={"getOrder": (0.1, 2)})
+    connector, elapsed = _paced_reads(sim, 12)
+    assert connector.client.limiter.limits["getOrder"].rate == 0.1
+    assert sim.limiter.throttled == {"getOrder": 1}
+    assert elapsed >= (12 - 2) / 0.1 - 0.01

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+TICK = 1e-6
 
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
@@ -25,10 +26,14 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
         def select(timeout: float | None = None) -> list[Any]:
             events = real_select(0)
-            if not events and timeout is not None and timeout > 0:
-                self.virtual += timeout  # idle until the next timer: jump there
+            if not events:
+                # Idle until the next timer: jump there. Each turn of the loop also
+                # takes a microsecond, as real time would: a timer set for "now"
+                # by float rounding (aiolimiter does that) cannot spin forever.
+                step = max(timeout or 0.0, TICK)
+                self.virtual += step
                 if self.on_advance is not None:
-                    self.on_advance(timeout)
+                    self.on_advance(step)
             return events
 
         selector.select = select  # type: ignore[method-assign]
