@@ -63,6 +63,8 @@ def run_daemon(app: App, *, cycles: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.stop.set)
-        await run_until_stopped(engine, cycles=cycles)
+        await run_until_stopped(
+            engine, cycles=cycles, grace=app.loaded.config.shutdown_grace_seconds
+        )
 
     asyncio.run(main())

@@ -108,6 +108,9 @@ class Config(BaseSettings):
     """Speeds up client-side rate limits to match simulators run with the same scale."""
     lease_seconds: float = Field(default=600, gt=0)
     """How long a connection's lease lasts without renewal (renewed at every write)."""
+    shutdown_grace_seconds: float = Field(default=30, ge=0)
+    """On SIGTERM/SIGINT, how long running flows may take to finish their step before
+    they are cancelled (their committed intents are reconciled at the next start)."""
     connections: list[ConnectionConfig] = Field(default_factory=list)
 
     @field_validator("connections")

@@ -57,7 +57,7 @@ class SlowShop(FakeShop):
 
     async def create_order(self, order, products):  # noqa: ANN001, ANN201
         _event(f"create-start {order.marketplace_order_id}")
-        await asyncio.sleep(SLOW_CREATE_SECONDS)
+        await asyncio.sleep(float(os.environ.get("SLOW_CREATE_SECONDS", SLOW_CREATE_SECONDS)))
         ref = await super().create_order(order, products)
         _event(f"create-done {order.marketplace_order_id}")
         return ref
@@ -222,3 +222,47 @@ def test_sigterm_lets_the_running_step_finish(tmp_path, fake_dist):
     assert states == {f"SLOW-{n}": "imported" for n in range(SLOW_ORDERS)}
     assert open_leases == 0
     assert "every running flow has checkpointed" in err
+
+
+def test_shutdown_grace_seconds_bounds_the_wait(tmp_path, fake_dist):
+    """A step still running after ``shutdown_grace_seconds`` is cut off (its intents are
+    committed, so the next start reconciles them) and the daemon still exits 0."""
+    config = tmp_path / "ordersync.toml"
+    config.write_text("shutdown_grace_seconds = 0.5\n" + SLOW_CONFIG)
+    events = tmp_path / "events.log"
+    events.touch()
+    env = {
+        **fake_dist,
+        "ORDERSYNC_LOAD_PLUGINS": "fakes,slow",
+        "SLOW_EVENTS": str(events),
+        "SLOW_CREATE_SECONDS": "60",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "-c", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while "create-start" not in events.read_text():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the daemon never started creating orders"
+            time.sleep(0.05)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert took < 20  # not the 60 s the create would take
+    assert "create-done" not in events.read_text()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        states = set(
+            state
+            for (state,) in conn.execute("SELECT state FROM orders WHERE connection_id = 'slow'")
+        )
+    assert states == {"import_intended"}
