@@ -7,6 +7,7 @@ against the Swagger operation it belongs to, with strict object schemas.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from engine.models import CancelRequest, Order, Shipment, ShipmentLine, StockLevel
+from plugins.amazon import feeds, sim_orders
 from plugins.amazon.simulator import AmazonSimulator
 from tests.plugins.amazon.conftest import ConnectorFactory, hours_ago, read_orders
 from tests.plugins.amazon.contract import (
@@ -237,3 +239,231 @@ def test_contract_models_are_unmodified_copies(name: str, sha256_prefix: str) ->
     digest = hashlib.sha256((CONTRACTS / name).read_bytes()).hexdigest()
     assert digest.startswith(sha256_prefix)
     assert (CONTRACTS / "LICENSE").exists() and (CONTRACTS / "NOTICE").exists()
+
+
+async def test_simulator_edge_answers_match_the_models() -> None:
+    """Answers a normal run never sees, each checked against the model: injected 429,
+    500 and 503 faults, FATAL feeds, a gzip report, IN_PROGRESS, the 400s of the feed
+    calls, confirmShipment 400/404, patchListingsItem INVALID, VALIDATION_PREVIEW and
+    403, getListingsItem 400/403/404, getFeeds, searchOrders by createdAfter with
+    every includedData value."""
+    sim = AmazonSimulator(time_scale=1000, gzip_reports=True, seed=5)
+    slow = AmazonSimulator(time_scale=1.0, feed_processing_seconds=3600, seed=6)
+    order = sim.create_order({"A": 1, "B": 2}, business=True, prime=True, discounts={"A": "1"})
+    pending = sim.create_order({"C": 1}, status="PENDING")
+    sim.request_cancellation(order["orderId"])
+    sim.set_quantity("LISTED", 3, lead_time_to_ship_max_days=2)
+    sim.failing_skus = {"BAD"}
+    market = "A1PA6795UKMFR9"
+    everything = ",".join(sim_orders.INCLUDED_DATA)
+    patch = {"productType": "PRODUCT", "patches": [feeds.quantity_patch(1)]}
+    listing = f"/listings/2021-08-01/items/{sim.seller_id}"
+    statuses: dict[str, int] = {}
+    recorder = RecordingTransport(sim.transport())
+    slow_recorder = RecordingTransport(slow.transport())
+
+    async def call(
+        client: httpx.AsyncClient, label: str, method: str, url: str, **kw: object
+    ) -> httpx.Response:
+        response = await client.request(method, url, **kw)  # type: ignore[arg-type]
+        statuses[label] = response.status_code
+        return response
+
+    async def feed(client: httpx.AsyncClient, feed_type: str, content: bytes, ctype: str) -> str:
+        document = (
+            await call(
+                client,
+                "createFeedDocument",
+                "POST",
+                "/feeds/2021-06-30/documents",
+                json={"contentType": ctype},
+            )
+        ).json()
+        await client.put(document["url"], content=content, headers={"content-type": ctype})
+        body = {
+            "feedType": feed_type,
+            "marketplaceIds": [market],
+            "inputFeedDocumentId": document["feedDocumentId"],
+        }
+        created = await call(client, "createFeed", "POST", "/feeds/2021-06-30/feeds", json=body)
+        return str(created.json()["feedId"])
+
+    async with httpx.AsyncClient(transport=recorder, base_url="http://sim") as http:
+        http.headers.update(await _token_headers(http, sim))
+        for target, label in ((order, "getOrder/all"), (pending, "getOrder/pending")):
+            await call(
+                http,
+                label,
+                "GET",
+                f"/orders/2026-01-01/orders/{target['orderId']}",
+                params={"includedData": everything},
+            )
+        await call(
+            http,
+            "searchOrders/createdAfter",
+            "GET",
+            "/orders/2026-01-01/orders",
+            params={
+                "createdAfter": "2020-01-01T00:00:00Z",
+                "includedData": everything,
+                "maxResultsPerPage": "1",
+            },
+        )
+        bad_package = {
+            "marketplaceId": market,
+            "packageDetail": {
+                "packageReferenceId": "1",
+                "carrierCode": "FedExx",
+                "trackingNumber": "1",
+                "shipDate": "2026-01-01T00:00:00Z",
+                "orderItems": [{"orderItemId": "1", "quantity": 1}],
+            },
+        }
+        await call(
+            http,
+            "confirmShipment/400",
+            "POST",
+            f"/orders/v0/orders/{order['orderId']}/shipmentConfirmation",
+            json=bad_package,
+        )
+        await call(
+            http,
+            "confirmShipment/404",
+            "POST",
+            "/orders/v0/orders/999-9999999-9999999/shipmentConfirmation",
+            json={},
+        )
+        wrong_seller = feeds.listings_feed("OTHER", [("A", 1)], product_type="PRODUCT")
+        fatal = await feed(
+            http,
+            feeds.LISTINGS_FEED_TYPE,
+            json.dumps(wrong_seller).encode(),
+            feeds.JSON_CONTENT_TYPE,
+        )
+        answer = (
+            await call(http, "getFeed/FATAL", "GET", f"/feeds/2021-06-30/feeds/{fatal}")
+        ).json()
+        assert answer["processingStatus"] == "FATAL"
+        document = (
+            await call(
+                http,
+                "getFeedDocument/gzip",
+                "GET",
+                f"/feeds/2021-06-30/documents/{answer['resultFeedDocumentId']}",
+            )
+        ).json()
+        assert document["compressionAlgorithm"] == "GZIP"
+        report = gzip.decompress((await http.get(document["url"])).content)
+        assert listings_report_errors(json.loads(report)) == []
+        removed = await feed(
+            http, "POST_INVENTORY_AVAILABILITY_DATA", b"x", "text/tab-separated-values"
+        )
+        answer = (
+            await call(http, "getFeed/removed", "GET", f"/feeds/2021-06-30/feeds/{removed}")
+        ).json()
+        assert answer["processingStatus"] == "FATAL"
+        await call(
+            http,
+            "getFeeds",
+            "GET",
+            "/feeds/2021-06-30/feeds",
+            params={"feedTypes": feeds.LISTINGS_FEED_TYPE, "pageSize": "1"},
+        )
+        await call(http, "getFeeds/400", "GET", "/feeds/2021-06-30/feeds")
+        await call(
+            http,
+            "createFeed/400",
+            "POST",
+            "/feeds/2021-06-30/feeds",
+            json={"marketplaceIds": [market], "inputFeedDocumentId": "bad"},
+        )
+        await call(http, "createFeedDocument/400", "POST", "/feeds/2021-06-30/documents", json={})
+        await call(http, "getFeedDocument/404", "GET", "/feeds/2021-06-30/documents/nope")
+        await call(
+            http,
+            "createFeedDocument/401",
+            "POST",
+            "/feeds/2021-06-30/documents",
+            json={"contentType": "text/xml"},
+            headers={"x-amz-access-token": "bad"},
+        )
+        markets = {"marketplaceIds": market}
+        await call(
+            http, "patchListingsItem/INVALID", "PATCH", f"{listing}/BAD", params=markets, json=patch
+        )
+        await call(
+            http,
+            "patchListingsItem/VALID",
+            "PATCH",
+            f"{listing}/GOOD",
+            params={**markets, "mode": "VALIDATION_PREVIEW"},
+            json=patch,
+        )
+        await call(
+            http,
+            "patchListingsItem/403",
+            "PATCH",
+            "/listings/2021-08-01/items/OTHER/GOOD",
+            params=markets,
+            json=patch,
+        )
+        await call(
+            http,
+            "getListingsItem/200",
+            "GET",
+            f"{listing}/LISTED",
+            params={
+                **markets,
+                "includedData": "summaries,attributes,issues,offers,fulfillmentAvailability,procurement,relationships,productTypes",
+            },
+        )
+        await call(http, "getListingsItem/404", "GET", f"{listing}/UNLISTED", params=markets)
+        await call(http, "getListingsItem/400", "GET", f"{listing}/LISTED")
+        await call(
+            http,
+            "getListingsItem/403",
+            "GET",
+            "/listings/2021-08-01/items/OTHER/LISTED",
+            params=markets,
+        )
+        sim.faults.add("503", match="marketplaceParticipations", count=1)
+        sim.faults.add("500", match="orders/2026", count=1)
+        sim.faults.add("429", match="feeds/2021-06-30/feeds/", count=1)
+        await call(http, "fault/503", "GET", "/sellers/v1/marketplaceParticipations")
+        await call(http, "fault/500", "GET", f"/orders/2026-01-01/orders/{order['orderId']}")
+        await call(http, "fault/429", "GET", f"/feeds/2021-06-30/feeds/{fatal}")
+    async with httpx.AsyncClient(transport=slow_recorder, base_url="http://sim") as http:
+        http.headers.update(await _token_headers(http, slow))
+        xml = feeds.cancel_feed_xml(slow.seller_id, [feeds.CancelItem("1", (), "NoInventory")])
+        queued = await feed(http, feeds.CANCEL_FEED_TYPE, xml, feeds.XML_CONTENT_TYPE)
+        slow.advance(1900)  # past half of the processing time
+        answer = (
+            await call(http, "getFeed/IN_PROGRESS", "GET", f"/feeds/2021-06-30/feeds/{queued}")
+        ).json()
+        assert answer["processingStatus"] == "IN_PROGRESS"
+
+    errors, _ = contract_errors(recorder.exchanges + slow_recorder.exchanges, requests=False)
+    assert errors == []
+    assert statuses == {
+        "getOrder/all": 200, "getOrder/pending": 200, "searchOrders/createdAfter": 200,
+        "confirmShipment/400": 400, "confirmShipment/404": 404, "createFeedDocument": 201,
+        "createFeed": 202, "getFeed/FATAL": 200, "getFeedDocument/gzip": 200,
+        "getFeed/removed": 200, "getFeeds": 200, "getFeeds/400": 400, "createFeed/400": 400,
+        "createFeedDocument/400": 400, "getFeedDocument/404": 404,
+        "createFeedDocument/401": 403, "patchListingsItem/INVALID": 200,
+        "patchListingsItem/VALID": 200, "patchListingsItem/403": 403,
+        "getListingsItem/200": 200, "getListingsItem/404": 404, "getListingsItem/400": 400,
+        "getListingsItem/403": 403, "fault/503": 503, "fault/500": 500, "fault/429": 429,
+        "getFeed/IN_PROGRESS": 200,
+    }  # fmt: skip
+
+
+async def _token_headers(client: httpx.AsyncClient, sim: AmazonSimulator) -> dict[str, str]:
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": sim.credentials.refresh_token,
+        "client_id": sim.credentials.client_id,
+        "client_secret": sim.credentials.client_secret,
+    }
+    token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
+    return {"x-amz-access-token": token}
