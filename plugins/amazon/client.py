@@ -337,12 +337,15 @@ class SpApiClient:
         )
         return _json_object(r, "getListingsItem")
 
-    async def patch_listings_item(self, sku: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def patch_listings_item(
+        self, sku: str, body: dict[str, Any], *, extra: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """:param extra: more query parameters (``mode=VALIDATION_PREVIEW``, ``includedData``)."""
         r = await self.api.request(
             "PATCH",
             self._listing_path(sku),
             operation="patchListingsItem",
-            params={"marketplaceIds": csv(self.settings.marketplaces)},
+            params={"marketplaceIds": csv(self.settings.marketplaces), **(extra or {})},
             json=body,
         )
         return _json_object(r, "patchListingsItem")

@@ -5,17 +5,24 @@ Modes, chosen with the ``AMAZON_CASSETTES`` environment variable:
 - unset / ``replay`` (CI): ``record_mode="none"``; a request missing from the
   cassette fails the test, nothing reaches the network.
 - ``record``: serve :class:`AmazonSimulator` on loopback (``serve_in_thread``),
-  run each scenario over real HTTP and rewrite the cassettes.
-- ``sandbox``: record against Amazon's sandbox host of ``AMAZON_SANDBOX_REGION``
-  (NA/EU/FE, default NA) with real credentials from ``AMAZON_LWA_CLIENT_ID``,
+  run each scenario over real HTTP and rewrite the cassettes. The ``sandbox_*``
+  scenarios are served by :class:`StaticSandbox` (the models' static sandbox
+  answers in front of the simulator).
+- ``sandbox``: record the ``sandbox_*`` scenarios against Amazon's NA sandbox host
+  (``sandbox.sellingpartnerapi-na.amazon.com``, marketplace Amazon.com, the one the
+  sandbox examples answer for) with real credentials from ``AMAZON_LWA_CLIENT_ID``,
   ``AMAZON_LWA_CLIENT_SECRET``, ``AMAZON_REFRESH_TOKEN`` and ``AMAZON_SELLER_ID``.
-  The static sandbox only answers the exact parameters of each model's
-  ``x-amzn-api-sandbox`` examples, so only ``participations`` can be recorded
-  there; the other scenarios skip.
+  Amazon's static sandbox answers only the exact parameters of each model's
+  ``x-amzn-api-sandbox`` cases, so these scenarios call :class:`SpApiClient` with
+  those parameters; the simulator scenarios skip.
 
 Before anything is written, the LWA request body, the LWA token in its answer,
-``authorization`` and ``x-amz-access-token`` are replaced, and any credential
-value from the environment is scrubbed from every body.
+``authorization`` and ``x-amz-access-token`` are replaced, any credential value
+from the environment is scrubbed from every body, and the seller id is replaced by
+the replay placeholder, so replay settings are the same whoever recorded.
+``test_sandbox_recording_path_runs_against_the_stand_in`` records and replays the
+sandbox scenarios against :class:`StaticSandbox` in a temporary folder, so that
+path is exercised on every run without reaching Amazon.
 """
 
 from __future__ import annotations
@@ -37,12 +44,17 @@ from vcr.request import Request as VcrRequest
 from engine.interfaces import ConnectorContext
 from engine.models import CancelRequest, Order, Shipment, ShipmentLine, StockLevel
 from engine.testing.server import serve_in_thread
+from plugins.amazon import feeds
 from plugins.amazon.connector import AmazonConnector
+from plugins.amazon.mapping import order_from_api
 from plugins.amazon.settings import AmazonSettings
 from plugins.amazon.simulator import AmazonSimulator
 from tests.plugins.amazon.conftest import read_orders
+from tests.plugins.amazon.sandbox import StaticSandbox, case_value
 
 MODE = os.environ.get("AMAZON_CASSETTES", "replay")
+SELLER = "A1SIMULATEDSELLER"
+"""The seller id of every cassette (a real one is replaced when recording)."""
 CASSETTES = Path(__file__).resolve().parents[2] / "cassettes" / "amazon"
 REPLAY_URL = "http://127.0.0.1:9"  # never contacted: replay matches method, path, query, body
 FILTERED = "FILTERED"
@@ -61,10 +73,12 @@ def _secrets() -> list[str]:
 def _scrub(text: str) -> str:
     for secret in _secrets():
         text = text.replace(secret, FILTERED)
-    return text
+    seller = os.environ.get("AMAZON_SELLER_ID", "")
+    return text.replace(seller, SELLER) if len(seller) >= 4 else text
 
 
 def scrub_request(request: VcrRequest) -> VcrRequest:
+    request.uri = _scrub(request.uri)
     if request.path.endswith("/auth/o2/token"):
         request.body = (
             b"grant_type=refresh_token&refresh_token=FILTERED"
@@ -89,9 +103,9 @@ def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def recorder(record_mode: str) -> vcr.VCR:
+def recorder(record_mode: str, library: Path = CASSETTES) -> vcr.VCR:
     return vcr.VCR(
-        cassette_library_dir=str(CASSETTES),
+        cassette_library_dir=str(library),
         record_mode=record_mode,
         match_on=["method", "path", "query", "body"],
         filter_headers=["authorization", "x-amz-access-token"],
@@ -111,22 +125,25 @@ def seed(sim: AmazonSimulator) -> None:
 
 
 @contextmanager
-def base_url() -> Iterator[tuple[str, dict[str, Any]]]:
+def base_url(mode: str, *, sandbox: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """Where the connector talks to, and settings for it, per mode."""
-    if MODE == "record":
+    market = {"marketplaces": ["Amazon.com"]} if sandbox else {}
+    if mode == "record":
         sim = AmazonSimulator(seed=2026)
         seed(sim)
-        with serve_in_thread(sim.app) as url:
-            yield url, {"seller_id": sim.seller_id, "lwa_token_url": f"{url}/auth/o2/token"}
+        app = StaticSandbox(sim.app) if sandbox else sim.app
+        with serve_in_thread(app) as url:
+            yield (
+                url,
+                {"seller_id": sim.seller_id, "lwa_token_url": f"{url}/auth/o2/token", **market},
+            )
         return
-    if MODE == "sandbox":
-        region = os.environ.get("AMAZON_SANDBOX_REGION", "NA")
-        market = {"NA": "Amazon.com", "EU": "Amazon.co.uk", "FE": "Amazon.co.jp"}[region]
+    if mode == "sandbox":
         yield (
             "",
             {
                 "sandbox": True,
-                "marketplaces": [market],
+                "marketplaces": ["Amazon.com"],
                 "seller_id": os.environ["AMAZON_SELLER_ID"],
                 "lwa_client_id": os.environ["AMAZON_LWA_CLIENT_ID"],
                 "lwa_client_secret": os.environ["AMAZON_LWA_CLIENT_SECRET"],
@@ -136,18 +153,32 @@ def base_url() -> Iterator[tuple[str, dict[str, Any]]]:
         return
     yield (
         REPLAY_URL,
-        {"seller_id": "A1SIMULATEDSELLER", "lwa_token_url": f"{REPLAY_URL}/auth/o2/token"},
+        {"seller_id": SELLER, "lwa_token_url": f"{REPLAY_URL}/auth/o2/token", **market},
     )
 
 
 Scenario = Callable[[AmazonConnector], Awaitable[None]]
 
 
-async def run(name: str, scenario: Scenario, *, sandbox_ok: bool = False) -> None:
-    if MODE == "sandbox" and not sandbox_ok:
+async def run(
+    name: str,
+    scenario: Scenario,
+    *,
+    sandbox: bool = False,
+    mode: str = MODE,
+    library: Path = CASSETTES,
+) -> None:
+    """Run ``scenario`` on the cassette ``name``: recorded (record, sandbox) or replayed."""
+    if mode == "sandbox" and not sandbox:
         pytest.skip("Amazon's static sandbox does not answer this scenario's parameters")
-    record_mode = "none" if MODE == "replay" else "all"
-    with base_url() as (url, overrides), recorder(record_mode).use_cassette(f"{name}.yaml"):
+    cassette = library / f"{name}.yaml"
+    if mode != "replay":
+        cassette.unlink(missing_ok=True)  # a recording starts from nothing, never appends
+    record_mode = "none" if mode == "replay" else "all"
+    with (
+        base_url(mode, sandbox=sandbox) as (url, overrides),
+        recorder(record_mode, library).use_cassette(cassette.name),
+    ):
         values: dict[str, Any] = {
             "marketplaces": ["Amazon.de"],
             "lwa_client_id": SIM_SECRETS[0],
@@ -229,7 +260,97 @@ async def test_participations() -> None:
         result = await connector.check()
         assert result.ok, result.message
 
-    await run("participations", scenario, sandbox_ok=True)
+    await run("participations", scenario)
+
+
+# -- sandbox scenarios: each model's x-amzn-api-sandbox parameters -------------------
+
+
+async def sandbox_participations(connector: AmazonConnector) -> None:
+    result = await connector.check()
+    assert result.ok, result.message
+    assert result.details["participating"] == ["ATVPDKIKX0DER"]
+
+
+async def sandbox_orders(connector: AmazonConnector) -> None:
+    client = connector.client
+    order_id = case_value("getOrder", 200, "orderId")
+    included = case_value("getOrder", 200, "includedData")
+    order = order_from_api((await client.get_order(order_id, included))["order"])
+    assert (order.marketplace_order_id, order.currency) == (order_id, "BRL")
+    page = await client.search_orders(
+        {
+            name: ",".join(value) if isinstance(value, list) else str(value)
+            for name, value in (
+                (n, case_value("searchOrders", 200, n))
+                for n in ("createdAfter", "marketplaceIds", "includedData")
+            )
+        }
+    )
+    assert [order_from_api(o).currency for o in page["orders"]] == ["JPY"]
+    body = case_value("confirmShipment", 204, "body")
+    await client.confirm_shipment(case_value("confirmShipment", 204, "orderId"), body)
+
+
+async def sandbox_feeds(connector: AmazonConnector) -> None:
+    client = connector.client
+    content_type = case_value("createFeedDocument", 201, "body")["contentType"]
+    document = await client.create_feed_document(content_type)
+    assert document["feedDocumentId"] and document["url"]
+    feed = case_value("createFeed", 202, "body")
+    feed_id = await client.create_feed(
+        feed["feedType"], tuple(feed["marketplaceIds"]), feed["inputFeedDocumentId"]
+    )
+    assert feed_id
+    status = await client.get_feed(case_value("getFeed", 200, "feedId"))
+    assert status["processingStatus"] in ("CANCELLED", "DONE", "FATAL", "IN_PROGRESS", "IN_QUEUE")
+    result = await client.get_feed_document(case_value("getFeedDocument", 200, "feedDocumentId"))
+    assert result["url"]
+
+
+async def sandbox_listings(connector: AmazonConnector) -> None:
+    preview = {
+        "mode": case_value("patchListingsItem", 200, "mode", 1),
+        "includedData": ",".join(case_value("patchListingsItem", 200, "includedData", 1)),
+    }
+    sku = case_value("patchListingsItem", 200, "sku", 1)
+    body = {"productType": connector.settings.product_type, "patches": [feeds.quantity_patch(5)]}
+    answer = await connector.client.patch_listings_item(sku, body, extra=preview)
+    assert (answer["sku"], answer["status"]) == ("VALIDATION_VALID", "VALID")
+    item = await connector.client.get_listings_item("GM-ZDPI-9B4E", ["fulfillmentAvailability"])
+    assert item["sku"] == "GM-ZDPI-9B4E"
+
+
+SANDBOX_SCENARIOS: dict[str, Scenario] = {
+    "sandbox_participations": sandbox_participations,
+    "sandbox_orders": sandbox_orders,
+    "sandbox_feeds": sandbox_feeds,
+    "sandbox_listings": sandbox_listings,
+}
+
+
+@pytest.mark.parametrize("name", SANDBOX_SCENARIOS)
+async def test_sandbox(name: str) -> None:
+    """Replayed in CI; ``AMAZON_CASSETTES=sandbox`` records them from Amazon's sandbox."""
+    await run(name, SANDBOX_SCENARIOS[name], sandbox=True)
+
+
+def _read_all(folder: Path) -> dict[str, str]:
+    return {f.stem: f.read_text("utf-8") for f in folder.glob("*.yaml")}
+
+
+@pytest.mark.skipif(MODE != "replay", reason="records on its own when replaying")
+async def test_sandbox_recording_path_runs_against_the_stand_in(tmp_path: Path) -> None:
+    """The recording path of the sandbox scenarios, against the static-sandbox stand-in
+    on loopback: recorded into a temporary folder, then replayed from it."""
+    for name, scenario in SANDBOX_SCENARIOS.items():
+        await run(name, scenario, sandbox=True, mode="record", library=tmp_path)
+        await run(name, scenario, sandbox=True, mode="replay", library=tmp_path)
+    recorded = _read_all(tmp_path)
+    assert set(recorded) == set(SANDBOX_SCENARIOS)
+    for text in recorded.values():
+        assert not any(secret in text for secret in _secrets())
+    assert "902-1106328-1059050/shipmentConfirmation" in recorded["sandbox_orders"]
 
 
 TOKENISH = re.compile(r"Atz[ar]\||sim-access-[0-9a-f]+")
@@ -243,6 +364,7 @@ def test_cassettes_hold_no_secrets() -> None:
         "cancel_feed",
         "patch_listings_items",
         "participations",
+        *SANDBOX_SCENARIOS,
     }
     for file in files:
         text = file.read_text("utf-8")
@@ -259,7 +381,7 @@ def test_cassettes_hold_no_secrets() -> None:
 async def test_replay_refuses_requests_that_were_not_recorded() -> None:
     settings = AmazonSettings(
         marketplaces=["Amazon.fr"],  # not what the cassette recorded
-        seller_id="A1SIMULATEDSELLER",
+        seller_id=SELLER,
         lwa_client_id=SIM_SECRETS[0],
         lwa_client_secret=SIM_SECRETS[1],
         lwa_refresh_token=SIM_SECRETS[2],
@@ -273,3 +395,19 @@ async def test_replay_refuses_requests_that_were_not_recorded() -> None:
                 _ = [o async for o in connector.orders_updated(*WINDOW)]
     finally:
         await connector.aclose()
+
+
+def test_a_real_seller_id_is_replaced_by_the_replay_placeholder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cassettes recorded from the sandbox with a real seller replay with the placeholder."""
+    monkeypatch.setenv("AMAZON_SELLER_ID", "AREALSELLER42")
+    request = VcrRequest(
+        "PATCH",
+        "https://sandbox.sellingpartnerapi-na.amazon.com/listings/2021-08-01/items/AREALSELLER42/SKU",
+        b'{"sellerId": "AREALSELLER42"}',
+        {},
+    )
+    scrubbed = scrub_request(request)
+    assert scrubbed.path == f"/listings/2021-08-01/items/{SELLER}/SKU"
+    assert b"AREALSELLER42" not in scrubbed.body
