@@ -10,6 +10,9 @@ from starlette.responses import JSONResponse, Response
 from plugins.amazon.sim_orders import iso
 from plugins.amazon.sim_state import SimState, parse_time
 
+CANCELLED_BY = ("BUYER", "MERCHANT", "AMAZON")
+"""``cancellationExecution.cancelledBy`` values of the v2026 model."""
+
 
 class AdminHandlers(SimState):
     """JSON twins of the Python admin methods, for a simulator in another process."""
@@ -58,11 +61,12 @@ class AdminHandlers(SimState):
         if action == "buyer-cancellation":
             reason = body.get("reason", "Ordered by mistake")
             return JSONResponse(self.request_cancellation(order_id, reason, index_lag=lag))
-        if action == "amazon-cancellation":
+        if action in ("amazon-cancellation", "cancellation"):
+            by = "AMAZON" if action == "amazon-cancellation" else str(body.get("by", "AMAZON"))
+            if by not in CANCELLED_BY:
+                raise ValueError(f"by must be one of {', '.join(CANCELLED_BY)}, got {by!r}")
             reason = body.get("reason", "")
-            return JSONResponse(
-                self.cancel_order(order_id, by="AMAZON", reason=reason, index_lag=lag)
-            )
+            return JSONResponse(self.cancel_order(order_id, by=by, reason=reason, index_lag=lag))
         return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
 
     async def _admin_stock(self, request: Request) -> Response:

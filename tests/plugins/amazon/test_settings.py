@@ -110,6 +110,49 @@ def test_marketplace_table() -> None:
     assert marketplaces.resolve("Amazon.in").region == "EU"
 
 
+# Research brief §2.2 (Amazon's "Marketplace IDs" page), typed in by hand:
+# store, marketplaceId, country code as Amazon prints it, region.
+MARKETPLACE_IDS = """
+Amazon.ca A2EUQ1WTGCTBG2 CA NA | Amazon.com ATVPDKIKX0DER US NA | Amazon.com.mx A1AM78C64UM0Y8 MX NA
+Amazon.com.br A2Q3Y263D00KWC BR NA | Amazon.ie A28R8C7NBKEWEA IE EU | Amazon.es A1RKKUPIHCS9HS ES EU
+Amazon.co.uk A1F83G8C2ARO7P UK EU | Amazon.fr A13V1IB3VIYZZH FR EU | Amazon.com.be AMEN7PMS3EDWL BE EU
+Amazon.nl A1805IZSGTT6HS NL EU | Amazon.de A1PA6795UKMFR9 DE EU | Amazon.it APJ6JRA9NG5V4 IT EU
+Amazon.se A2NODRKZP88ZB9 SE EU | Amazon.co.za AE08WJ6YKNBMC ZA EU | Amazon.pl A1C3SOZRARQ6R3 PL EU
+Amazon.eg ARBP9OOSHTCHU EG EU | Amazon.com.tr A33AVAJ2PDY3EV TR EU | Amazon.sa A17E79C6D8DWNP SA EU
+Amazon.ae A2VIGQ35RCS4UG AE EU | Amazon.in A21TJRUUN4KGV IN EU | Amazon.sg A19VAU5U5O7RUS SG FE
+Amazon.com.au A39IBJ37TRP1C6 AU FE | Amazon.co.jp A1VC38T7YXB528 JP FE
+"""
+# Research brief §2.1 ("SP-API endpoints"): production and sandbox host per region.
+HOSTS = {
+    "NA": (
+        "https://sellingpartnerapi-na.amazon.com",
+        "https://sandbox.sellingpartnerapi-na.amazon.com",
+    ),
+    "EU": (
+        "https://sellingpartnerapi-eu.amazon.com",
+        "https://sandbox.sellingpartnerapi-eu.amazon.com",
+    ),
+    "FE": (
+        "https://sellingpartnerapi-fe.amazon.com",
+        "https://sandbox.sellingpartnerapi-fe.amazon.com",
+    ),
+}
+
+
+def test_every_marketplace_id_country_region_and_host() -> None:
+    rows = [row.split() for row in MARKETPLACE_IDS.replace("\n", " | ").split("|") if row.strip()]
+    assert len(rows) == 23
+    table = marketplaces.MARKETPLACES
+    assert set(table) == {market_id for _, market_id, _, _ in rows}
+    for domain, market_id, country, region in rows:
+        market = table[market_id]
+        assert (market.domain, market.country_code, market.region) == (domain, country, region)
+        assert marketplaces.resolve(domain) is market
+        assert (marketplaces.REGIONS[region].host, marketplaces.REGIONS[region].sandbox_host) == (
+            HOSTS[region]
+        )
+
+
 def test_register_platforms() -> None:
     registry = PlatformRegistry()
     register_platforms(lambda spec: registry.register(spec, plugin="amazon"))

@@ -27,6 +27,25 @@ async def http(sim: AmazonSimulator) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def test_admin_http_api_cancels_as_the_buyer(
+    sim: AmazonSimulator, http: httpx.AsyncClient
+) -> None:
+    order_id = (await http.post("/_admin/orders", json={"items": {"MUG": 1}})).json()["orderId"]
+    wrong = await http.post(f"/_admin/orders/{order_id}/cancellation", json={"by": "SELLER"})
+    assert wrong.status_code == 400 and "BUYER" in wrong.json()["error"]
+    done = await http.post(
+        f"/_admin/orders/{order_id}/cancellation",
+        json={"by": "BUYER", "reason": "No longer needed"},
+    )
+    assert done.status_code == 200
+    assert done.json()["orderItems"][0]["cancellation"]["cancellationExecution"] == {
+        "cancelledBy": "BUYER",
+        "cancelReason": "No longer needed",
+    }
+    assert done.json()["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+    assert [(c["orderId"], c["by"]) for c in sim.cancellations] == [(order_id, "BUYER")]
+
+
 async def test_admin_http_api_round_trip(sim: AmazonSimulator, http: httpx.AsyncClient) -> None:
     created = await http.post(
         "/_admin/orders",
