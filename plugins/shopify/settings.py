@@ -69,14 +69,20 @@ class ShopifySettings(BaseModel):
     fetched and refreshed before it expires).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     shop_domain: str = Field(
         description="Store domain, e.g. 'my-store.myshopify.com' or 'my-store'."
     )
     access_token: SecretStr | None = None
+    """Admin API access token of a custom app (``shpat_...``), shown once when the app is installed.
+    Give it, or ``client_id`` + ``client_secret``, not both."""
     client_id: SecretStr | None = None
+    """Client ID of an app your own organization made in the Dev Dashboard and installed in the
+    store; with ``client_secret``, ordersync fetches the access token itself (client credentials
+    grant) and renews it before it expires."""
     client_secret: SecretStr | None = None
+    """Client secret of the same app, used with ``client_id``."""
     api_version: str = Field(
         default=DEFAULT_API_VERSION,
         description="Admin API version (YYYY-01/04/07/10); keep it supported: Shopify "
@@ -94,18 +100,38 @@ class ShopifySettings(BaseModel):
     inventory_behaviour: InventoryBehaviour = "DECREMENT_IGNORING_POLICY"
     """Claim stock for created orders; ignoring the policy because Amazon already sold it."""
     tags: list[str] = Field(default_factory=lambda: ["amazon"])
+    """Extra tags added to every created order, after ``order_tag``; ``[]`` adds none."""
     order_tag: str = Field(
         default="ordersync", description="Marks orders created by ordersync; always added."
     )
     source_name: str = "ordersync"
+    """``sourceName`` of created orders; with ``sourceIdentifier`` (the Amazon order id) and
+    ``order_tag`` it marks an order as created by ordersync."""
     payment_gateway: str = "amazon"
+    """Gateway name of the paid ``SALE`` transaction recorded on each created order for Amazon's
+    total."""
     tax_title: str = "Tax"
+    """Title of the tax lines that carry Amazon's tax on the items and shipping of created
+    orders."""
     discount_code: str = "AMAZON-PROMOTION"
+    """Discount code under which Amazon's item promotions (their total amount) appear on created
+    orders."""
     cancel_reason: CancelReason = "OTHER"
+    """Reason Shopify records when ordersync cancels an order because it was cancelled on Amazon
+    (``CUSTOMER``, ``DECLINED``, ``FRAUD``, ``INVENTORY``, ``STAFF`` or ``OTHER``)."""
     restock_on_cancel: bool = False
+    """Whether Shopify puts an order's units back into stock when ordersync cancels it (because it
+    was cancelled on Amazon); off by default, so the units stay deducted until someone restocks them
+    by hand."""
     product_batch_size: int = Field(default=50, ge=1, le=100)
+    """SKUs or barcodes looked up per Shopify search query when matching Amazon SKUs to variants (1
+    to 100)."""
     orders_page_size: int = Field(default=25, ge=1, le=100)
+    """Orders per GraphQL page when reading shipments and cancellations of ordersync's orders (1 to
+    100); larger pages cost more query points each."""
     stock_page_size: int = Field(default=100, ge=1, le=150)
+    """Inventory levels per GraphQL page when reading stock (1 to 150; 150 keeps one page under
+    Shopify's 1,000-point cost limit for a single query)."""
     bulk_threshold: int = Field(
         default=5000,
         ge=0,
@@ -113,8 +139,13 @@ class ShopifySettings(BaseModel):
         "operation; 0 disables bulk operations.",
     )
     bulk_page_size: int = Field(default=5000, ge=1)
+    """Stock levels per page handed on from a bulk operation's result (the result is downloaded
+    once; only the page size changes)."""
     bulk_poll_interval: float = Field(default=2.0, gt=0)
+    """Seconds between status checks of a running bulk operation."""
     bulk_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds to wait for a bulk operation to finish before the read fails (and is retried
+    later)."""
     lookback_seconds: int = Field(
         default=300, ge=0, description="Re-read window for updated_at cursors (search lag)."
     )
@@ -126,8 +157,15 @@ class ShopifySettings(BaseModel):
         "so an order whose create answer was lost is found at once; 0 trusts the search.",
     )
     metafield_cache_seconds: float = Field(default=600.0, ge=0)
+    """How long, in seconds, the index of a metafield's values (products matched by
+    ``metafield:<namespace>.<key>``) is reused before every variant is read again; 0 reads it each
+    time."""
     max_throttle_retries: int = Field(default=8, ge=0)
+    """How often one GraphQL query is sent again after a ``THROTTLED`` answer (waiting for cost
+    points each time) before it fails as rate-limited, to be retried later."""
     timeout: float = Field(default=30.0, gt=0)
+    """Seconds to wait for Shopify on one HTTP request (connecting, each read or write) before that
+    try fails."""
 
     @field_validator("shop_domain")
     @classmethod

@@ -32,12 +32,15 @@ class WooCommerceSettings(BaseModel):
          "ean_meta_key": "_alg_ean", "shipped_statuses": ["completed"]}
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     store_url: str
     """Root URL of the WordPress site, e.g. ``https://shop.example.com``."""
     consumer_key: SecretStr
+    """REST API consumer key (``ck_...``) from *WooCommerce > Settings > Advanced > REST API*; the
+    key needs *Read/Write* access."""
     consumer_secret: SecretStr
+    """The consumer secret (``cs_...``) generated together with that key."""
     query_string_auth: bool = False
     """Over HTTPS, send the keys as ``consumer_key``/``consumer_secret`` query parameters
     instead of HTTP Basic (for servers that strip the ``Authorization`` header)."""
@@ -52,14 +55,23 @@ class WooCommerceSettings(BaseModel):
     ean_meta_key: str = "_alg_ean"
     """Product/variation meta key holding the EAN (``_alg_ean``, ``_ean``, ...)."""
     new_order_status: OrderStatus = "processing"
+    """Status of created orders (they are created paid); the default ``processing`` is WooCommerce's
+    status for a paid order waiting to be shipped."""
     amazon_order_id_meta_key: str = "_amazon_order_id"
+    """Order meta key that holds the Amazon order id on created orders; ordersync finds its orders
+    by it, so change it only before the first import."""
     shipped_statuses: list[OrderStatus] = Field(default=["completed"], min_length=1)
+    """Order statuses that mean shipped: the units no itemised tracking entry covers are reported to
+    Amazon as shipped, and an order in such a status is not cancelled when Amazon cancels it (that
+    is reported, to be cancelled by hand)."""
     tracking_source: Literal["meta", "fulfillments", "auto"] = "meta"
     """``meta``: the Shipment Tracking meta (``tracking_meta_key``); ``fulfillments``: the
     core Order Fulfillments endpoints (WooCommerce 10.2+ with the feature enabled);
     ``auto``: the meta, plus the fulfilments when the store serves them (one more call per
     changed order), a parcel recorded in both (same tracking number) counted once."""
     tracking_meta_key: str = "_wc_shipment_tracking_items"
+    """Order meta key of the Shipment Tracking items read when ``tracking_source`` is ``meta`` or
+    ``auto``; the default is the one the Shipment Tracking extension writes."""
     untracked_shipment_delay_seconds: float = Field(default=600.0, ge=0)
     """How long an order completed without tracking waits before it is reported as
     shipped untracked (tracking added meanwhile makes it a tracked shipment)."""
@@ -68,16 +80,26 @@ class WooCommerceSettings(BaseModel):
     non-taxable fee line absorbs any cent difference to Amazon's total); ``amazon``: the
     shop charges no tax on these orders, Amazon's amounts are sent as they are."""
     payment_method: str = "amazon"
+    """Payment method id stored on created orders, which are created paid with the Amazon order id
+    as transaction id."""
     payment_method_title: str = "Amazon"
+    """Payment method name shown on created orders."""
     shipping_method_id: str = "amazon"
+    """``method_id`` of the shipping line of created orders (its title reads ``Amazon <service>
+    (<Amazon order id>)``)."""
 
     page_size: int = Field(default=50, ge=1, le=100)
+    """Records per page when listing orders and products for changes, stock and order look-ups (1 to
+    100, WooCommerce's maximum)."""
     use_batch: bool = True
     """Use ``/orders/batch`` for the multi-order helpers (``create_orders``, ``cancel_orders``)."""
     requests_per_second: float = Field(default=5.0, gt=0)
     """Client-side limit: WooCommerce publishes none, hosts and WAFs do throttle."""
     burst: int = Field(default=10, ge=1)
+    """Requests that may go at once after a quiet spell before ``requests_per_second`` paces
+    them."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds to wait for the store on one HTTP request before that try fails."""
     catalogue_cache_seconds: float = Field(default=600.0, ge=0)
     """How long a full catalogue scan (EAN and variation-id lookups) is reused."""
     cursor_lookback_seconds: float = Field(default=120.0, ge=0)
