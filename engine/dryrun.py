@@ -143,11 +143,11 @@ class DryRunShop(ShopConnector):
         return [*found, planned] if planned else found
 
     async def find_order_refs(
-        self, marketplace_order_ids: Sequence[str]
+        self, marketplace_order_ids: Sequence[str], *, attempted: bool = False
     ) -> dict[str, ShopOrderRef]:
         planned = {oid: self.planned[oid] for oid in marketplace_order_ids if oid in self.planned}
         rest = [oid for oid in marketplace_order_ids if oid not in planned]
-        found = await self.inner.find_order_refs(rest) if rest else {}
+        found = await self.inner.find_order_refs(rest, attempted=attempted) if rest else {}
         return {**found, **planned}
 
     async def create_order(self, order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef:

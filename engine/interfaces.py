@@ -160,12 +160,16 @@ class ShopConnector(Connector):
         return [found] if found is not None else []
 
     async def find_order_refs(
-        self, marketplace_order_ids: Sequence[str]
+        self, marketplace_order_ids: Sequence[str], *, attempted: bool = False
     ) -> dict[str, ShopOrderRef]:
         """The idempotency lookup for several orders: id → the shop order found.
 
-        Ids with no shop order are left out. The default calls :meth:`find_order`
-        for each; override it when the shop can search for many in one request.
+        Ids with no shop order are left out. ``attempted``: an earlier attempt to
+        create some of them may have reached the shop a moment ago (its answer was
+        lost, or the process died), so a shop whose search lags behind its writes
+        must also look where a new order is visible at once. Without it, no
+        attempt was made for any of them. The default calls :meth:`find_order` for
+        each; override it when the shop can search for many in one request.
         """
         found = {}
         for oid in marketplace_order_ids:

@@ -399,9 +399,10 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
         work.append((intent, record, products))
     if not work:
         return
+    tried = {intent.order_id for intent, _, _ in work if intent.attempts > 0}
     store.begin_attempts([intent for intent, _, _ in work], ctx.lease)
     try:
-        found = await ctx.shop.find_order_refs([record.order_id for _, record, _ in work])
+        found = await _look_up(ctx, [record.order_id for _, record, _ in work], tried)
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 - sorted by classify()
@@ -445,6 +446,17 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
         ctx.hooks.order_imported(connection_id=cid, order=record.order, shop_ref=ref)
 
 
+async def _look_up(ctx: SyncContext, ids: list[str], tried: set[str]) -> dict[str, ShopOrderRef]:
+    """The idempotency lookup; orders an earlier attempt may have created just now are
+    asked for apart, so the shop can look harder for them (``attempted``)."""
+    fresh = [oid for oid in ids if oid not in tried]
+    found = await ctx.shop.find_order_refs(fresh) if fresh else {}
+    again = [oid for oid in ids if oid in tried]
+    if again:
+        found.update(await ctx.shop.find_order_refs(again, attempted=True))
+    return found
+
+
 def _import_failed(
     ctx: SyncContext, intent: Intent, record: OrderRecord, exc: Exception, report: FlowReport
 ) -> None:
@@ -484,7 +496,7 @@ def _imported(
 
 async def run_shop_cancellations(ctx: SyncContext, report: FlowReport) -> None:
     """Cancel in the shop the orders the marketplace cancelled, a batch at a time:
-    attempts committed, one lookup, then the cancellations."""
+    attempts committed, then the cancellations (``cancel_orders``)."""
     store, cid = ctx.store, ctx.cid
     todo: list[tuple[Intent, OrderRecord]] = []
     for intent in store.intents(cid, IntentKind.CANCEL_IN_SHOP, IntentState.PENDING):
@@ -506,8 +518,17 @@ async def _cancel_in_shop(
     store, cid = ctx.store, ctx.cid
     store.begin_attempts([intent for intent, _ in batch], ctx.lease)
     outcomes: dict[str, Exception | None] = {}
+    # The shop order ordersync created is cancelled by its id (cancel_order is
+    # idempotent); the shop is asked only for orders whose import left no id.
+    found = {
+        intent.order_id: ShopOrderRef(id=record.shop_order_id, number=record.shop_order_number)
+        for intent, record in batch
+        if record.shop_order_id
+    }
+    unknown = [intent.order_id for intent, _ in batch if intent.order_id not in found]
     try:
-        found = await ctx.shop.find_order_refs([intent.order_id for intent, _ in batch])
+        if unknown:
+            found.update(await ctx.shop.find_order_refs(unknown, attempted=True))
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 - sorted by classify()

@@ -214,9 +214,12 @@ class MagentoConnector(ShopConnector):
         return [self._ref(raw) for raw in page.items]
 
     async def find_order_refs(
-        self, marketplace_order_ids: Sequence[str]
+        self, marketplace_order_ids: Sequence[str], *, attempted: bool = False
     ) -> dict[str, ShopOrderRef]:
-        """One ``ext_order_id in (...)`` search per 50 ids; the oldest order wins a tie."""
+        """One ``ext_order_id in (...)`` search per 50 ids; the oldest order wins a tie.
+
+        Magento's searchCriteria reads the orders table itself: ``attempted`` changes
+        nothing."""
         wanted = {oid.casefold(): oid for oid in marketplace_order_ids}  # MySQL collation
         found: dict[str, ShopOrderRef] = {}
         for batch in chunks(list(dict.fromkeys(marketplace_order_ids)), LOOKUP_BATCH):

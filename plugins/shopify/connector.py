@@ -198,13 +198,15 @@ class ShopifyConnector(ShopConnector):
         return self._pick(marketplace_order_id, matches) if matches else None
 
     async def find_order_refs(
-        self, marketplace_order_ids: Sequence[str]
+        self, marketplace_order_ids: Sequence[str], *, attempted: bool = False
     ) -> dict[str, ShopOrderRef]:
-        """One ``source_identifier:"A" OR ...`` search per :data:`FIND_BATCH` ids, plus one
-        read of the orders too new to be searchable."""
+        """One ``source_identifier:"A" OR ...`` search per :data:`FIND_BATCH` ids; after
+        an ``attempted`` create, also one read of the orders too new to be searchable
+        (a first attempt cannot have created anything, and the read grows with the
+        shop's order rate)."""
         found: dict[str, ShopOrderRef] = {}
         ids = list(dict.fromkeys(marketplace_order_ids))
-        recent = await self._recent() if ids else []
+        recent = await self._recent() if ids and attempted else []
         for start in range(0, len(ids), FIND_BATCH):
             chunk = ids[start : start + FIND_BATCH]
             data = await self.client.execute(
