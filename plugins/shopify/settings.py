@@ -119,10 +119,10 @@ class ShopifySettings(BaseModel):
     cancel_reason: CancelReason = "OTHER"
     """Reason Shopify records when ordersync cancels an order because it was cancelled on Amazon
     (``CUSTOMER``, ``DECLINED``, ``FRAUD``, ``INVENTORY``, ``STAFF`` or ``OTHER``)."""
-    restock_on_cancel: bool = False
+    restock_on_cancel: bool = True
     """Whether Shopify puts an order's units back into stock when ordersync cancels it (because it
-    was cancelled on Amazon); off by default, so the units stay deducted until someone restocks them
-    by hand."""
+    was cancelled on Amazon, which happens only before it shipped, so the goods are still on the
+    shelf); turn it off only if someone restocks cancelled orders by hand."""
     product_batch_size: int = Field(default=50, ge=1, le=100)
     """SKUs or barcodes looked up per Shopify search query when matching Amazon SKUs to variants (1
     to 100)."""

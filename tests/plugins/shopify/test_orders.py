@@ -169,7 +169,7 @@ async def test_find_order_ignores_similar_identifiers(
         assert [n["sourceIdentifier"] for n in nodes] == ["028-1111111-11111112"]
 
 
-async def test_cancel_is_idempotent_without_restock(
+async def test_cancel_is_idempotent_and_restocks_by_default(
     connector: ShopifyConnector, sim: ShopifySimulator, catalog: dict, recorder: RecordingTransport
 ) -> None:
     order = eur_order()
@@ -184,22 +184,22 @@ async def test_cancel_is_idempotent_without_restock(
     assert len(recorder.graphql("OrdersyncOrderCancel")) == 1
     variables = recorder.graphql("OrdersyncOrderCancel")[0].body["variables"]
     assert variables["refund"] is False
-    assert variables["restock"] is False
+    assert variables["restock"] is True  # cancelled on Amazon before it shipped
     assert variables["notifyCustomer"] is False
-    assert sim.stock("SKU-1") == {"available": 8, "committed": 0, "on_hand": 8}
+    assert sim.stock("SKU-1") == {"available": 10, "committed": 0, "on_hand": 10}
     assert sim.notifications() == []
     found = await connector.find_order(order.marketplace_order_id)
     assert found is not None and found.cancelled
 
 
-async def test_cancel_with_restock(
+async def test_cancel_without_restock(
     make_connector: ConnectorFactory, sim: ShopifySimulator, catalog: dict
 ) -> None:
-    connector = make_connector(restock_on_cancel=True)
+    connector = make_connector(restock_on_cancel=False)
     order = eur_order()
     ref = await _create(connector, order)
     await connector.cancel_order(ref, order)
-    assert sim.stock("SKU-1") == {"available": 10, "committed": 0, "on_hand": 10}
+    assert sim.stock("SKU-1") == {"available": 8, "committed": 0, "on_hand": 8}
 
 
 async def test_cancel_survives_a_concurrent_cancel(
