@@ -46,7 +46,9 @@ class AmazonSettings(BaseModel):
         lwa_refresh_token = { "$env" = "AMAZON_REFRESH_TOKEN" }
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
     marketplaces: tuple[str, ...] = Field(
         validation_alias=AliasChoices("marketplaces", "marketplace"),
@@ -54,7 +56,9 @@ class AmazonSettings(BaseModel):
     )
     seller_id: str = Field(min_length=1, description="Selling partner id (merchant token).")
     lwa_client_id: SecretStr
+    """Login with Amazon client id of your SP-API app (Developer Central, ``amzn1.application-oa2-client...``)."""
     lwa_client_secret: SecretStr
+    """Login with Amazon client secret of the same app."""
     lwa_refresh_token: SecretStr = Field(description="LWA refresh token of this seller and region.")
 
     endpoint: str | None = Field(
@@ -63,19 +67,30 @@ class AmazonSettings(BaseModel):
     )
     sandbox: bool = Field(default=False, description="Use the region's sandbox host.")
     lwa_token_url: str = LWA_TOKEN_URL
+    """Where the refresh token is exchanged for access tokens; override only for a local simulator."""
 
     page_size: int = Field(default=100, ge=1, le=100)
+    """Orders per ``searchOrders`` page (Amazon's maximum is 100): the page rate is the bottleneck,
+    so keep the maximum."""
     stock_batch_threshold: int = Field(
         default=20,
         ge=0,
         description="Up to this many SKUs use patchListingsItem; more use JSON_LISTINGS_FEED.",
     )
     product_type: str = Field(default="PRODUCT", min_length=1)
+    """``productType`` sent with stock patches; ``PRODUCT`` works for quantity-only updates."""
     fulfillment_channel_code: str = Field(default="DEFAULT", min_length=1)
+    """The ``fulfillment_availability`` channel stock is set on: ``DEFAULT`` is the seller's own
+    (merchant-fulfilled) stock."""
     default_cancel_reason: str = "NoInventory"
+    """Amazon ``CancelReason`` used when the connection's ``cancellation_reason`` is not one of
+    Amazon's codes or aliases."""
     feed_poll_interval: float = Field(default=30.0, gt=0)
+    """Seconds between ``getFeed`` polls while a cancellation or stock feed is processed."""
     feed_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds a feed may take before its items are retried at the next run."""
     request_timeout: float = Field(default=30.0, gt=0)
+    """Seconds one HTTP request may take before it counts as a timeout (and is retried)."""
 
     @field_validator("marketplaces", mode="before")
     @classmethod

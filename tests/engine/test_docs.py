@@ -48,20 +48,47 @@ def test_every_config_key_is_documented():
         assert f"`schedule.{name}`" in text or f".{name}`" in text, name
 
 
-def test_every_builtin_platform_setting_is_documented():
+BUILTIN = ("plugins.amazon", "plugins.shopify", "plugins.woocommerce", "plugins.magento")
+
+
+def builtin_registry():
     from engine.plugins import load_plugins
 
+    return load_plugins(entry_points_group=None, extra_modules=BUILTIN).registry
+
+
+def test_platform_settings_reference_is_generated_from_the_models():
+    """Regenerate with ``python -m engine.settings_doc docs/configuration.md``."""
+    from engine.settings_doc import BEGIN, rewrite
+
     text = (DOCS / "configuration.md").read_text()
-    plugins = load_plugins(
-        entry_points_group=None,
-        extra_modules=(
-            "plugins.amazon",
-            "plugins.shopify",
-            "plugins.woocommerce",
-            "plugins.magento",
-        ),
-    )
-    for name in plugins.registry.names():
-        section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
-        for key, field in plugins.registry.get(name).settings_model.model_fields.items():
-            assert f"| `{field.alias or key}`" in section, f"{name}.{key}"
+    assert BEGIN in text
+    assert rewrite(text, builtin_registry()) == text, "docs/configuration.md is stale"
+
+
+def test_every_builtin_platform_setting_says_what_it_means():
+    registry = builtin_registry()
+    silent = [
+        f"{name}.{key}"
+        for name in registry.names()
+        for key, field in registry.get(name).settings_model.model_fields.items()
+        if not (field.description or "").strip()
+    ]
+    assert silent == []
+
+
+def test_settings_table_marks_secrets_and_defaults():
+    from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+    from engine.settings_doc import settings_table
+
+    class Example(BaseModel):
+        model_config = ConfigDict(use_attribute_docstrings=True)
+        token: SecretStr
+        """The ``token``."""
+        size: int | None = Field(default=3, description="How | many.")
+
+    assert settings_table(Example).splitlines()[2:] == [
+        "| `token` 🔒 | required | The `token`. |",
+        "| `size` | 3 | How \\| many. |",
+    ]
