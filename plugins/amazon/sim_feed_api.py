@@ -95,6 +95,7 @@ class FeedHandlers(SimState):
             ready_at=self.clock.now() + self.feed_processing_seconds,
         )
         self.feeds[feed.id] = feed
+        self.unfinished_feeds.add(feed.id)
         return JSONResponse({"feedId": feed.id}, status_code=202)
 
     async def _get_feed(self, request: Request) -> Response:
@@ -162,8 +163,11 @@ class FeedHandlers(SimState):
 
     def process_due_feeds(self) -> None:
         """Amazon processes a feed on its own schedule, whether anyone polls it or not."""
-        for feed in list(self.feeds.values()):
+        for feed_id in sorted(self.unfinished_feeds, key=lambda i: self.feeds[i].created):
+            feed = self.feeds[feed_id]
             self._progress(feed)
+            if feed.status in ("DONE", "FATAL", "CANCELLED"):
+                self.unfinished_feeds.discard(feed_id)
 
     def _progress(self, feed: Feed) -> None:
         if feed.status in ("DONE", "FATAL", "CANCELLED"):

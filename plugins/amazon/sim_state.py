@@ -150,6 +150,7 @@ class SimState:
         self.page_tokens: dict[str, PageState] = {}
         self.documents: dict[str, Document] = {}
         self.feeds: dict[str, Feed] = {}
+        self.unfinished_feeds: set[str] = set()
         self.feed_pages: dict[str, tuple[list[str], int, int]] = {}
         self.confirmations: list[dict[str, Any]] = []
         self.cancellations: list[dict[str, Any]] = []
