@@ -312,7 +312,9 @@ class GraphQLAPI:
                 parts = words(re.sub(r"\\(.)", r"\1", value))
                 if value.endswith("*") or not parts:
                     return None
-                ids.update(s.source_words.starting_with(parts[0]))
+                # Every word of the value must start a word of the order's: the rarest
+                # word's orders are enough to search.
+                ids.update(s.source_words.narrowest(parts))
             return [s.orders[i] for i in sorted(ids)]
 
         def count(

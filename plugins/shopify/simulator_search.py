@@ -51,13 +51,20 @@ class WordIndex:
         for word in set(words(text)):
             bisect.insort(self._entries, (word, ident))
 
+    def _range(self, prefix: str) -> tuple[int, int]:
+        start = bisect.bisect_left(self._entries, (prefix, -1))
+        return start, bisect.bisect_left(self._entries, (prefix + "\uffff", -1), lo=start)
+
     def starting_with(self, prefix: str) -> set[int]:
-        found: set[int] = set()
-        index = bisect.bisect_left(self._entries, (prefix, -1))
-        while index < len(self._entries) and self._entries[index][0].startswith(prefix):
-            found.add(self._entries[index][1])
-            index += 1
-        return found
+        start, end = self._range(prefix)
+        return {ident for _, ident in self._entries[start:end]}
+
+    def narrowest(self, prefixes: list[str]) -> set[int]:
+        """:meth:`starting_with` for the prefix with the fewest entries: a superset of the
+        records whose words start with every prefix (the caller still filters)."""
+        ranges = [self._range(p) for p in prefixes]
+        start, end = min(ranges, key=lambda r: r[1] - r[0])
+        return {ident for _, ident in self._entries[start:end]}
 
 
 def token_match(actual: Any, wanted: str) -> bool:
