@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
-import json
 import logging
 import random
 import ssl
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pydantic_core
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -122,7 +122,7 @@ def json_body(response: httpx.Response, *, platform: str = "", operation: str = 
             status=response.status_code,
         )
     try:
-        return json.loads(response.content)
+        return pydantic_core.from_json(response.content)
     except ValueError as exc:
         kind = (
             "an HTML page"
@@ -231,6 +231,11 @@ class ApiClient:
             server refused the request before doing anything).
         """
         policy = self.retry_for(operation)
+        if "json" in kwargs:  # pydantic-core's encoder: several times faster than json's
+            kwargs["content"] = pydantic_core.to_json(kwargs.pop("json"))
+            headers = httpx.Headers(kwargs.get("headers"))
+            headers.setdefault("Content-Type", "application/json")
+            kwargs["headers"] = headers
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

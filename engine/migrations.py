@@ -137,6 +137,12 @@ def m003_stock_shop(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m004_outbox_by_order(db: sqlite_utils.Database) -> None:
+    """An order's intents are looked up by order id on every import and shipment."""
+    db.table("outbox").create_index(["connection_id", "order_id", "state"], if_not_exists=True)
+
+
 def apply(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction.
 

@@ -20,17 +20,22 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self.add(*secrets)
 
     def add(self, *values: str | SecretStr | None) -> None:
         for value in values:
             raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-            if raw and len(raw) >= 4:
+            if raw and len(raw) >= 4 and raw not in self._values:
                 self._values.add(raw)
+                self._pattern = None
 
     def __call__(self, text: str) -> str:
-        for value in sorted(self._values, key=len, reverse=True):
-            text = text.replace(value, "***")
+        if self._values:
+            if self._pattern is None:  # one pass for every secret, longest first
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            text = self._pattern.sub("***", text)
         text = _SECRET_QUERY.sub(r"\1***", text)
         return _BEARER.sub(r"\1***", text)
 

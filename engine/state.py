@@ -9,21 +9,20 @@ fencing epoch keeps two processes from syncing one connection at once.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import socket
 import sqlite3
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
@@ -49,10 +48,15 @@ _RECORD_COLUMNS = (
 """What :class:`OrderRecord` needs (not ``raw``)."""
 
 
+def _dumps(value: Any) -> str:
+    """JSON text (pydantic-core's encoder; anything it does not know becomes ``str``)."""
+    return pydantic_core.to_json(value, fallback=str).decode()
+
+
 def _value(value: Any) -> Any:
     """A column value as sqlite-utils would store it (dicts and lists as JSON)."""
     if isinstance(value, dict | list | tuple):
-        return json.dumps(value, default=str)
+        return _dumps(value)
     return value
 
 
@@ -130,7 +134,7 @@ class Intent:
             kind=IntentKind(row["kind"]),
             key=row["key"],
             order_id=row["order_id"],
-            payload=json.loads(row["payload"] or "{}"),
+            payload=pydantic_core.from_json(row["payload"] or "{}"),
             state=IntentState(row["state"]),
             attempts=row["attempts"],
             failure_reason=row["failure_reason"],
@@ -233,6 +237,39 @@ def _update_sql(table: str, where: tuple[str, ...], columns: tuple[str, ...]) ->
     return f'UPDATE "{table}" SET {sets} WHERE {conditions}'
 
 
+class _Transaction:
+    """:meth:`StateStore.transaction`: a plain class, as a generator-based context
+    manager costs several times more and the flows open one per store call."""
+
+    __slots__ = ("store", "outer")
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.outer = False
+
+    def __enter__(self) -> sqlite_utils.Database:
+        store = self.store
+        if store._depth == 0:
+            store.db.conn.execute("BEGIN IMMEDIATE")
+            self.outer = True
+        store._depth += 1
+        return store.db
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        store = self.store
+        store._depth -= 1
+        if not self.outer:
+            return
+        if kind is not None:
+            store._after_commit.clear()
+            store.db.conn.execute("ROLLBACK")
+            return
+        store.db.conn.execute("COMMIT")
+        callbacks, store._after_commit = store._after_commit, []
+        for callback in callbacks:
+            callback()
+
+
 def default_state_path() -> Path:
     import platformdirs
 
@@ -261,30 +298,9 @@ class StateStore:
     def close(self) -> None:
         self.db.conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction (nested calls join the outer one)."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.db
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self.db
-        except BaseException:
-            self._depth = 0
-            self._after_commit.clear()
-            self.db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.db.execute("COMMIT")
-        callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:
-            callback()
+    def transaction(self) -> _Transaction:
+        """One write transaction (nested calls join the outer one); use ``with``."""
+        return _Transaction(self)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the open transaction commits (now, if none is open);
@@ -451,9 +467,9 @@ class StateStore:
         if not rows:
             return {}
         if rows[0]["raw"]:
-            raw: dict[str, Any] = json.loads(rows[0]["raw"])
+            raw: dict[str, Any] = pydantic_core.from_json(rows[0]["raw"])
             return raw
-        return dict(json.loads(rows[0]["payload"]).get("raw") or {})  # saved before m002
+        return dict(pydantic_core.from_json(rows[0]["payload"]).get("raw") or {})  # before m002
 
     def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
         rows = self._rows(
@@ -480,7 +496,7 @@ class StateStore:
             "total": str(order.total.amount),
             "currency": order.currency,
             "payload": payload,
-            "raw": json.dumps(order.raw, separators=(",", ":"), default=str),
+            "raw": _dumps(order.raw),
             "updated_at": now,
             **fields,
         }
@@ -603,7 +619,7 @@ class StateStore:
                     "kind": kind.value,
                     "key": key,
                     "order_id": order_id,
-                    "payload": json.dumps(payload, default=str),
+                    "payload": _dumps(payload),
                     "state": IntentState.PENDING.value,
                     "attempts": 0,
                     "created_at": now,
@@ -622,17 +638,17 @@ class StateStore:
         re-opened intent is still reconciled before it is sent again.
         """
         with self.transaction():
-            existing = self.intent(connection_id, kind, key)
-            if existing is None:
-                self.add_intent(connection_id, kind, key, order_id, payload)
+            if self.add_intent(connection_id, kind, key, order_id, payload):
                 return IntentState.PENDING
+            existing = self.intent(connection_id, kind, key)
+            assert existing is not None  # add_intent found it
             if existing.state is IntentState.DONE:
                 return IntentState.DONE
             self._update(
                 "outbox",
                 {"id": existing.id},
                 {
-                    "payload": json.dumps(payload, default=str),
+                    "payload": _dumps(payload),
                     "state": IntentState.PENDING.value,
                     "failure_reason": None,
                     "updated_at": _now(),
@@ -660,6 +676,15 @@ class StateStore:
             args.append(state.value)
         rows = self._rows(f"SELECT * FROM outbox WHERE {' AND '.join(where)} ORDER BY id", args)
         return [Intent.from_row(r) for r in rows]
+
+    def pending_intent_kinds(self, connection_id: str, order_id: str) -> set[IntentKind]:
+        """The kinds of the order's pending intents (one query, no payloads)."""
+        rows = self.db.conn.execute(
+            "SELECT kind FROM outbox WHERE connection_id = ? AND order_id = ? "
+            "AND state = ?",
+            [connection_id, order_id, IntentState.PENDING.value],
+        ).fetchall()
+        return {IntentKind(kind) for (kind,) in rows}
 
     def intent(self, connection_id: str, kind: IntentKind, key: str) -> Intent | None:
         rows = self._rows(

@@ -473,14 +473,12 @@ def _imported(
     report: FlowReport,
 ) -> None:
     store, cid, oid = ctx.store, ctx.cid, record.order_id
+    pending = store.pending_intent_kinds(cid, oid)
     next_state = OrderState.IMPORTED
-    for kind, state in (
-        (IntentKind.CANCEL_ON_MARKETPLACE, OrderState.CANCEL_ON_MARKETPLACE_INTENDED),
-        (IntentKind.CANCEL_IN_SHOP, OrderState.CANCEL_IN_SHOP_INTENDED),  # wins
-    ):
-        cancel_pending = store.intent(cid, kind, oid)
-        if cancel_pending is not None and cancel_pending.state is IntentState.PENDING:
-            next_state = state
+    if IntentKind.CANCEL_IN_SHOP in pending:  # wins
+        next_state = OrderState.CANCEL_IN_SHOP_INTENDED
+    elif IntentKind.CANCEL_ON_MARKETPLACE in pending:
+        next_state = OrderState.CANCEL_ON_MARKETPLACE_INTENDED
     with store.transaction():
         store.finish_intent(intent, IntentState.DONE)
         store.set_order_state(

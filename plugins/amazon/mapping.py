@@ -114,37 +114,43 @@ class _Amounts:
             )
         return _decimal(data["amount"], f"order {self.order_id} {where}")
 
-    def breakdown(self, breakdowns: Iterable[Any], kind: str) -> tuple[Decimal, Decimal]:
-        """``(total, part on charges)`` of one proceeds category: the part is the sum
-        of the ``SHIPPING``, ``GIFT_WRAP``, ``COD_FEE`` and ``OTHER`` subtypes."""
-        total = charges = Decimal(0)
+    def summary(self, breakdowns: Iterable[Any]) -> dict[str, tuple[Decimal, Decimal]]:
+        """Per proceeds category, ``(total, part on charges)``, in one pass: the part is the
+        sum of the ``SHIPPING``, ``GIFT_WRAP``, ``COD_FEE`` and ``OTHER`` subtypes."""
+        out: dict[str, tuple[Decimal, Decimal]] = {}
         for entry in breakdowns:
-            if not isinstance(entry, dict) or entry.get("type") != kind:
+            if not isinstance(entry, dict):
                 continue
+            kind = str(entry.get("type"))
+            total, charges = out.get(kind, (Decimal(0), Decimal(0)))
             total += self.money(entry.get("subtotal"), kind)
             for detail in entry.get("detailedBreakdowns") or ():
                 subtype = detail.get("subtype") if isinstance(detail, dict) else None
                 if subtype in CHARGE_SUBTYPES:
                     charges += self.money(detail.get("value"), f"{kind}/{subtype}")
-        return total, charges
+            out[kind] = (total, charges)
+        return out
 
-    def charges(self, breakdowns: Iterable[Any], kinds: Iterable[str]) -> Decimal:
-        return sum((self.breakdown(breakdowns, kind)[0] for kind in kinds), Decimal(0))
-
-    def taxes_included(self, breakdowns: list[Any], total: Decimal, default: bool) -> bool:
+    def taxes_included(
+        self, summary: dict[str, tuple[Decimal, Decimal]], total: Decimal, default: bool
+    ) -> bool:
         """Whether ``TAX`` is inside the other parts, read off how they sum to ``total``."""
-        tax, _ = self.breakdown(breakdowns, "TAX")
-        parts = Decimal(0)
-        for entry in breakdowns:
-            if isinstance(entry, dict) and entry.get("type") != "TAX":
-                parts += self.money(entry.get("subtotal"), str(entry.get("type")))
-        if not tax or not breakdowns:
+        tax = summary.get("TAX", _NONE)[0]
+        if not tax or not summary:
             return default
+        parts = sum((t for kind, (t, _) in summary.items() if kind != "TAX"), Decimal(0))
         if parts + tax == total:
             return False
         if parts == total:
             return True
         return default
+
+
+_NONE = (Decimal(0), Decimal(0))
+
+
+def _charges(summary: dict[str, tuple[Decimal, Decimal]], kinds: Iterable[str]) -> Decimal:
+    return sum((summary.get(kind, _NONE)[0] for kind in kinds), Decimal(0))
 
 
 def _currency(data: dict[str, Any], marketplace_id: str) -> str:
@@ -234,10 +240,11 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
     for item in items:
         breakdowns = (item.get("proceeds") or {}).get("breakdowns") or ()
         all_item_breakdowns.extend(breakdowns)
-        ship = amounts.charges(breakdowns, ("SHIPPING", *ITEM_CHARGES))
-        tax, tax_on_shipping = amounts.breakdown(breakdowns, "TAX")
-        discount, discount_on_shipping = amounts.breakdown(breakdowns, "DISCOUNT")
-        item_kinds.update(str(b.get("type")) for b in breakdowns if isinstance(b, dict))
+        summary = amounts.summary(breakdowns)
+        ship = _charges(summary, ("SHIPPING", *ITEM_CHARGES))
+        tax, tax_on_shipping = summary.get("TAX", _NONE)
+        discount, discount_on_shipping = summary.get("DISCOUNT", _NONE)
+        item_kinds.update(summary)
         shipping += ship
         shipping_tax += tax_on_shipping
         shipping_discount += abs(discount_on_shipping)
@@ -254,7 +261,7 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
         if isinstance(price, dict):
             unit = amounts.money(price, "unitPrice")
         else:  # no unit price (e.g. PENDING): derive it from the ITEM proceeds
-            item_total, _ = amounts.breakdown(breakdowns, "ITEM")
+            item_total = summary.get("ITEM", _NONE)[0]
             unit = (item_total / quantity).quantize(item_total)
         sku = product.get("sellerSku") or product.get("asin")
         if not sku:
@@ -279,14 +286,17 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
     order_breakdowns = list(proceeds.get("breakdowns") or ())
     # Order-level categories aggregate the items'; use them only where items carry none.
     missing = [k for k in ("SHIPPING", *ITEM_CHARGES) if k not in item_kinds]
-    shipping += amounts.charges(order_breakdowns, (*missing, *ORDER_CHARGES))
+    order_summary = amounts.summary(order_breakdowns)
+    shipping += _charges(order_summary, (*missing, *ORDER_CHARGES))
 
     known = marketplaces.get(marketplace_id)
     taxes_included = known.tax_inclusive if known else False
     if isinstance(proceeds.get("grandTotal"), dict):
         total = amounts.money(proceeds["grandTotal"], "grandTotal")
         taxes_included = amounts.taxes_included(
-            order_breakdowns or all_item_breakdowns, total, taxes_included
+            order_summary if order_breakdowns else amounts.summary(all_item_breakdowns),
+            total,
+            taxes_included,
         )
     else:
         total = sum((line.subtotal.amount - line.discount.amount for line in lines), Decimal(0))
