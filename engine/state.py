@@ -260,6 +260,7 @@ class _Transaction:
         store._depth -= 1
         if not self.outer:
             return
+        store._stamp = None
         if kind is not None:
             store._after_commit.clear()
             store.db.conn.execute("ROLLBACK")
@@ -292,6 +293,7 @@ class StateStore:
         self.owner = owner or f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
+        self._stamp: str | None = None
         self.orders = OrderCache()
         migrations.apply(self.db)
 
@@ -301,6 +303,15 @@ class StateStore:
     def transaction(self) -> _Transaction:
         """One write transaction (nested calls join the outer one); use ``with``."""
         return _Transaction(self)
+
+    def _now(self) -> str:
+        """The time written to ``*_at`` columns: one per transaction (its writes happen
+        together), read afresh outside one."""
+        if not self._depth:
+            return _now()
+        if self._stamp is None:
+            self._stamp = _now()
+        return self._stamp
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the open transaction commits (now, if none is open);
@@ -406,7 +417,7 @@ class StateStore:
     # -- connection runtime ----------------------------------------------------
 
     def set_status(self, connection_id: str, status: str, message: str, *, success: bool) -> None:
-        now = _now()
+        now = self._now()
         row: dict[str, Any] = {
             "connection_id": connection_id,
             "status": status,
@@ -440,7 +451,7 @@ class StateStore:
                     "connection_id": connection_id,
                     "flow": flow,
                     "value": value,
-                    "updated_at": _now(),
+                    "updated_at": self._now(),
                 },
                 pk=("connection_id", "flow"),
             )
@@ -482,7 +493,7 @@ class StateStore:
         self, connection_id: str, order: Order, state: OrderState, **fields: Any
     ) -> None:
         """Insert or update an order's payload and state (plus any column in ``fields``)."""
-        now = _now()
+        now = self._now()
         payload = order.model_dump_json(exclude=_RAW)
         self.orders.put(payload, order.model_copy(update={"raw": {}}) if order.raw else order)
         row: dict[str, Any] = {
@@ -517,7 +528,7 @@ class StateStore:
             self._update(
                 "orders",
                 {"connection_id": connection_id, "order_id": order_id},
-                {"state": state.value, "updated_at": _now(), **fields},
+                {"state": state.value, "updated_at": self._now(), **fields},
             )
 
     def list_orders(
@@ -590,7 +601,7 @@ class StateStore:
                 {
                     "connection_id": connection_id,
                     "order_id": order_id,
-                    "at": _now(),
+                    "at": self._now(),
                     "direction": direction,
                     "action": action,
                     "detail": GLOBAL_REDACTOR(detail) if detail else detail,
@@ -610,7 +621,7 @@ class StateStore:
         self, connection_id: str, kind: IntentKind, key: str, order_id: str, payload: dict[str, Any]
     ) -> bool:
         """Record an intent once per ``(connection, kind, key)``; ``False`` if it already exists."""
-        now = _now()
+        now = self._now()
         with self.transaction():
             inserted = self._insert(
                 "outbox",
@@ -651,7 +662,7 @@ class StateStore:
                     "payload": _dumps(payload),
                     "state": IntentState.PENDING.value,
                     "failure_reason": None,
-                    "updated_at": _now(),
+                    "updated_at": self._now(),
                 },
             )
             return IntentState.PENDING
@@ -699,7 +710,7 @@ class StateStore:
 
     def begin_attempts(self, intents: Sequence[Intent], lease: Lease | None) -> None:
         """:meth:`begin_attempt` for several intents in one transaction."""
-        now = _now()
+        now = self._now()
         with self.transaction() as db:
             if lease is not None:
                 self.check_lease(lease)
@@ -726,7 +737,7 @@ class StateStore:
                     "state": state.value,
                     "failure_reason": reason,
                     "last_error": GLOBAL_REDACTOR(error) if error else error,
-                    "updated_at": _now(),
+                    "updated_at": self._now(),
                 },
             )
         intent.state = state
@@ -736,7 +747,7 @@ class StateStore:
             self._update(
                 "outbox",
                 {"id": intent.id},
-                {"last_error": GLOBAL_REDACTOR(error), "updated_at": _now()},
+                {"last_error": GLOBAL_REDACTOR(error), "updated_at": self._now()},
             )
 
     def retry_failed(self, connection_id: str | None = None) -> dict[str, int]:
@@ -768,7 +779,7 @@ class StateStore:
     def record_failure(
         self, connection_id: str, kind: str, key: str, reason: str, message: str
     ) -> None:
-        now = _now()
+        now = self._now()
         message = GLOBAL_REDACTOR(message)
         with self.transaction() as db:
             existing = list(
@@ -813,7 +824,7 @@ class StateStore:
         return {sku: qty for sku, qty in rows}
 
     def record_pushed(self, connection_id: str, quantities: dict[str, int]) -> None:
-        now = _now()
+        now = self._now()
         with self.transaction() as db:
             db.table("stock_pushed").upsert_all(
                 [
@@ -833,12 +844,12 @@ class StateStore:
         )
         return int(rows[0]["used"]) if rows else 0
 
-    def consume_quota(self, connection_id: str, month: str) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO quota_usage (connection_id, month, used) VALUES (?, ?, 1) "
-                "ON CONFLICT(connection_id, month) DO UPDATE SET used = used + 1",
-                [connection_id, month],
+    def consume_quota(self, connection_id: str, month: str, orders: int = 1) -> None:
+        with self.transaction():
+            self.db.conn.execute(
+                "INSERT INTO quota_usage (connection_id, month, used) VALUES (?, ?, ?) "
+                "ON CONFLICT(connection_id, month) DO UPDATE SET used = used + excluded.used",
+                [connection_id, month, orders],
             )
 
     def counts_by_state(self, connection_id: str) -> dict[str, int]:

@@ -386,8 +386,9 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
     """
     store, cid = ctx.store, ctx.cid
     work: list[tuple[Intent, OrderRecord, dict[str, ProductRef]]] = []
+    records = store.get_orders(cid, [intent.order_id for intent in intents])
     for intent in intents:
-        record = store.get_order(cid, intent.order_id)
+        record = records.get(intent.order_id)
         if record is None:  # pragma: no cover - intents are only written for stored orders
             store.finish_intent(
                 intent, IntentState.FAILED, reason="internal", error="order missing"
@@ -442,6 +443,8 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
             else:
                 _imported(ctx, intent, record, outcome, record.order_id in found, report)
                 imported.append((record, outcome))
+        if imported:
+            store.consume_quota(cid, _month(ctx), len(imported))
     for record, ref in imported:
         ctx.hooks.order_imported(connection_id=cid, order=record.order, shop_ref=ref)
 
@@ -472,6 +475,7 @@ def _imported(
     found: bool,
     report: FlowReport,
 ) -> None:
+    """Record one order as in the shop (the caller counts it against the quota)."""
     store, cid, oid = ctx.store, ctx.cid, record.order_id
     pending = store.pending_intent_kinds(cid, oid)
     next_state = OrderState.IMPORTED
@@ -484,7 +488,6 @@ def _imported(
         store.set_order_state(
             cid, oid, next_state, shop_order_id=ref.id, shop_order_number=ref.number
         )
-        store.consume_quota(cid, _month(ctx))
         detail = f"shop order {ref.number or ref.id}" + (
             " (found after an earlier attempt)" if found else ""
         )

@@ -34,12 +34,8 @@ from typing import Any
 
 from engine.errors import FailureReason, ItemError
 from engine.models import (
-    Address,
-    Buyer,
     FulfillmentChannel,
-    Money,
     Order,
-    OrderLine,
     OrderStatus,
 )
 from plugins.amazon import marketplaces
@@ -167,7 +163,7 @@ def _currency(data: dict[str, Any], marketplace_id: str) -> str:
     return known.currency
 
 
-def _address(data: Any) -> Address | None:
+def _address(data: Any) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
 
@@ -178,34 +174,34 @@ def _address(data: Any) -> Address | None:
     country = text("countryCode")
     if country == "UK":
         country = "GB"
-    return Address(
-        name=text("name"),
-        company=text("companyName"),
-        line1=text("addressLine1"),
-        line2=text("addressLine2"),
-        line3=text("addressLine3"),
-        city=text("city"),
-        district=text("districtOrCounty") or text("municipality"),
-        state_or_region=text("stateOrRegion"),
-        postal_code=text("postalCode"),
-        country_code=country,
-        phone=text("phone"),
-    )
+    return {
+        "name": text("name"),
+        "company": text("companyName"),
+        "line1": text("addressLine1"),
+        "line2": text("addressLine2"),
+        "line3": text("addressLine3"),
+        "city": text("city"),
+        "district": text("districtOrCounty") or text("municipality"),
+        "state_or_region": text("stateOrRegion"),
+        "postal_code": text("postalCode"),
+        "country_code": country,
+        "phone": text("phone"),
+    }
 
 
-def _buyer(data: dict[str, Any]) -> Buyer:
+def _buyer(data: dict[str, Any]) -> dict[str, Any]:
     buyer = data.get("buyer") or {}
     tax_id = None
     for registration in (data.get("tax") or {}).get("taxRegistrations") or ():
         if registration.get("entityType") == "BUYER" and registration.get("taxRegistrationNumber"):
             tax_id = str(registration["taxRegistrationNumber"])
             break
-    return Buyer(
-        name=buyer.get("buyerName") or None,
-        email=buyer.get("buyerEmail") or None,
-        company=buyer.get("buyerCompanyName") or None,
-        tax_id=tax_id,
-    )
+    return {
+        "name": buyer.get("buyerName") or None,
+        "email": buyer.get("buyerEmail") or None,
+        "company": buyer.get("buyerCompanyName") or None,
+        "tax_id": tax_id,
+    }
 
 
 def _cancellation_requested(items: Iterable[dict[str, Any]]) -> bool:
@@ -229,11 +225,11 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
     currency = _currency(data, marketplace_id)
     amounts = _Amounts(order_id, currency)
 
-    def money(amount: Decimal) -> Money:
-        return Money(amount=amount, currency=currency)
+    def money(amount: Decimal) -> dict[str, Any]:
+        return {"amount": amount, "currency": currency}
 
     items = [i for i in data.get("orderItems") or () if isinstance(i, dict)]
-    lines: list[OrderLine] = []
+    lines: list[dict[str, Any]] = []  # validated as OrderLine with the Order, at the end
     shipping = shipping_tax = shipping_discount = Decimal(0)
     item_kinds: set[str] = set()
     all_item_breakdowns: list[Any] = []
@@ -270,16 +266,18 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
                 f"order {order_id}: item {item.get('orderItemId')} has no SKU",
             )
         lines.append(
-            OrderLine(
-                line_id=str(item["orderItemId"]),
-                sku=str(sku),
-                title=product.get("title"),
-                quantity=quantity,
-                unit_price=money(unit),
-                tax=money(tax - tax_on_shipping),
-                discount=money(abs(discount - discount_on_shipping)),
-                quantity_shipped=int((item.get("fulfillment") or {}).get("quantityFulfilled") or 0),
-            )
+            {
+                "line_id": str(item["orderItemId"]),
+                "sku": str(sku),
+                "title": product.get("title"),
+                "quantity": quantity,
+                "unit_price": money(unit),
+                "tax": money(tax - tax_on_shipping),
+                "discount": money(abs(discount - discount_on_shipping)),
+                "quantity_shipped": int(
+                    (item.get("fulfillment") or {}).get("quantityFulfilled") or 0
+                ),
+            }
         )
 
     proceeds = data.get("proceeds") or {}
@@ -299,34 +297,43 @@ def order_from_api(data: dict[str, Any], default_marketplace: str = "") -> Order
             taxes_included,
         )
     else:
-        total = sum((line.subtotal.amount - line.discount.amount for line in lines), Decimal(0))
+        total = sum(
+            (
+                line["unit_price"]["amount"] * line["quantity"] - line["discount"]["amount"]
+                for line in lines
+            ),
+            Decimal(0),
+        )
         total += shipping - shipping_discount
         if not taxes_included:
-            total += sum((line.tax.amount for line in lines), Decimal(0)) + shipping_tax
+            total += sum((line["tax"]["amount"] for line in lines), Decimal(0)) + shipping_tax
 
     fulfillment = data.get("fulfillment") or {}
     programs = set(data.get("programs") or ())
-    return Order(
-        marketplace_order_id=order_id,
-        marketplace_id=marketplace_id,
-        status=STATUSES.get(str(fulfillment.get("fulfillmentStatus")), OrderStatus.PENDING),
-        fulfillment_channel=CHANNELS.get(
-            str(fulfillment.get("fulfilledBy")), FulfillmentChannel.MERCHANT
-        ),
-        purchased_at=parse_time(data["createdTime"]),
-        updated_at=parse_time(data["lastUpdatedTime"]),
-        currency=currency,
-        buyer=_buyer(data),
-        shipping_address=_address((data.get("recipient") or {}).get("deliveryAddress")),
-        lines=tuple(lines),
-        shipping_price=money(shipping),
-        shipping_tax=money(shipping_tax),
-        shipping_discount=money(shipping_discount),
-        total=money(total),
-        taxes_included=taxes_included,
-        shipping_service=fulfillment.get("fulfillmentServiceLevel"),
-        is_prime="PRIME" in programs,
-        is_business="AMAZON_BUSINESS" in programs,
-        cancellation_requested=_cancellation_requested(items),
-        raw=data,
+    # One validation of the whole order (nested in pydantic-core), not one per part.
+    return Order.model_validate(
+        {
+            "marketplace_order_id": order_id,
+            "marketplace_id": marketplace_id,
+            "status": STATUSES.get(str(fulfillment.get("fulfillmentStatus")), OrderStatus.PENDING),
+            "fulfillment_channel": CHANNELS.get(
+                str(fulfillment.get("fulfilledBy")), FulfillmentChannel.MERCHANT
+            ),
+            "purchased_at": parse_time(data["createdTime"]),
+            "updated_at": parse_time(data["lastUpdatedTime"]),
+            "currency": currency,
+            "buyer": _buyer(data),
+            "shipping_address": _address((data.get("recipient") or {}).get("deliveryAddress")),
+            "lines": lines,
+            "shipping_price": money(shipping),
+            "shipping_tax": money(shipping_tax),
+            "shipping_discount": money(shipping_discount),
+            "total": money(total),
+            "taxes_included": taxes_included,
+            "shipping_service": fulfillment.get("fulfillmentServiceLevel"),
+            "is_prime": "PRIME" in programs,
+            "is_business": "AMAZON_BUSINESS" in programs,
+            "cancellation_requested": _cancellation_requested(items),
+            "raw": data,
+        }
     )
