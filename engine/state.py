@@ -15,7 +15,7 @@ import sqlite3
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -46,6 +46,12 @@ _RECORD_COLUMNS = (
     "failure_reason, failure_message, quota_month"
 )
 """What :class:`OrderRecord` needs (not ``raw``)."""
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    """``items`` in lists of at most ``size`` (SQLite's limit on ``?`` parameters)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def _dumps(value: Any) -> str:
@@ -482,6 +488,19 @@ class StateStore:
             return raw
         return dict(pydantic_core.from_json(rows[0]["payload"]).get("raw") or {})  # before m002
 
+    def order_states(self, connection_id: str, order_ids: Sequence[str]) -> dict[str, OrderState]:
+        """Only the states of several orders (missing ids are left out)."""
+        found: dict[str, OrderState] = {}
+        for chunk in _chunks(order_ids):
+            marks = ",".join("?" for _ in chunk)
+            rows = self.db.conn.execute(
+                f"SELECT order_id, state FROM orders WHERE connection_id = ? "
+                f"AND order_id IN ({marks})",
+                [connection_id, *chunk],
+            ).fetchall()
+            found.update((oid, OrderState(state)) for oid, state in rows)
+        return found
+
     def get_order(self, connection_id: str, order_id: str) -> OrderRecord | None:
         rows = self._rows(
             f"SELECT {_RECORD_COLUMNS} FROM orders WHERE connection_id = ? AND order_id = ?",
@@ -570,8 +589,7 @@ class StateStore:
     def get_orders(self, connection_id: str, order_ids: Sequence[str]) -> dict[str, OrderRecord]:
         """Several orders by id (one query per 500); missing ids are left out."""
         found: dict[str, OrderRecord] = {}
-        for start in range(0, len(order_ids), 500):
-            chunk = list(order_ids[start : start + 500])
+        for chunk in _chunks(order_ids):
             marks = ",".join("?" for _ in chunk)
             rows = self._rows(
                 f"SELECT {_RECORD_COLUMNS} FROM orders WHERE connection_id = ? AND order_id IN ({marks})",
@@ -688,14 +706,22 @@ class StateStore:
         rows = self._rows(f"SELECT * FROM outbox WHERE {' AND '.join(where)} ORDER BY id", args)
         return [Intent.from_row(r) for r in rows]
 
-    def pending_intent_kinds(self, connection_id: str, order_id: str) -> set[IntentKind]:
-        """The kinds of the order's pending intents (one query, no payloads)."""
-        rows = self.db.conn.execute(
-            "SELECT kind FROM outbox WHERE connection_id = ? AND order_id = ? "
-            "AND state = ?",
-            [connection_id, order_id, IntentState.PENDING.value],
-        ).fetchall()
-        return {IntentKind(kind) for (kind,) in rows}
+    def pending_intent_kinds(
+        self, connection_id: str, order_ids: Sequence[str]
+    ) -> dict[str, set[IntentKind]]:
+        """The kinds of each order's pending intents (no payloads; orders with none are
+        left out)."""
+        found: dict[str, set[IntentKind]] = {}
+        for chunk in _chunks(order_ids):
+            marks = ",".join("?" for _ in chunk)
+            rows = self.db.conn.execute(
+                f"SELECT order_id, kind FROM outbox WHERE connection_id = ? "
+                f"AND order_id IN ({marks}) AND state = ?",
+                [connection_id, *chunk, IntentState.PENDING.value],
+            ).fetchall()
+            for order_id, kind in rows:
+                found.setdefault(order_id, set()).add(IntentKind(kind))
+        return found
 
     def intent(self, connection_id: str, kind: IntentKind, key: str) -> Intent | None:
         rows = self._rows(
@@ -802,6 +828,16 @@ class StateStore:
                 },
                 pk=("connection_id", "kind", "key"),
             )
+
+    def clear_failures(self, connection_id: str, kind: str, keys: Sequence[str]) -> None:
+        """:meth:`clear_failure` for several keys."""
+        with self.transaction():
+            for chunk in _chunks(keys):
+                marks = ",".join("?" for _ in chunk)
+                self.db.conn.execute(
+                    f"DELETE FROM failures WHERE connection_id = ? AND kind = ? AND key IN ({marks})",
+                    [connection_id, kind, *chunk],
+                )
 
     def clear_failure(self, connection_id: str, kind: str, key: str) -> None:
         with self.transaction() as db:

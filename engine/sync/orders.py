@@ -305,9 +305,18 @@ async def import_queued(
             found = await _resolve(ctx, {line.sku for r in valid for line in r.order.lines}, known)
             with store.transaction():
                 ctx.fence()
+                # Read again after the await: an order may have changed meanwhile (e.g.
+                # cancelled, read while imports ran).
+                states = store.order_states(cid, [r.order_id for r in valid])
+                intended = []
                 for record in valid:
-                    if _intend_import(ctx, record, found, month, report) and remaining is not None:
-                        remaining -= 1
+                    if states.get(record.order_id) not in (OrderState.QUEUED, OrderState.HELD):
+                        continue
+                    if _intend_import(ctx, record, found, month, report):
+                        intended.append(record.order_id)
+                store.clear_failures(cid, "order", intended)
+                if remaining is not None:
+                    remaining -= len(intended)
     for oid, state in waiting[position:]:
         if state is not OrderState.HELD:
             store.set_order_state(cid, oid, OrderState.HELD, quota_month=month)
@@ -340,12 +349,10 @@ def _intend_import(
     month: str,
     report: FlowReport,
 ) -> bool:
-    """Commit the import intent for one order; ``False`` if it failed instead.
+    """Commit the import intent for one queued order; ``False`` if it failed instead.
 
-    Called inside the caller's fenced transaction."""
+    Called inside the caller's fenced transaction (which clears old failures)."""
     store, cid = ctx.store, ctx.cid
-    if store.order_state(cid, record.order_id) not in (OrderState.QUEUED, OrderState.HELD):
-        return False  # changed meanwhile (e.g. cancelled, read while imports ran)
     unknown = sorted({line.sku for line in record.order.lines} - set(products))
     if unknown:
         attr = ctx.connection.product_identification_attribute
@@ -373,7 +380,6 @@ def _intend_import(
             store.set_order_state(cid, record.order_id, OrderState.IMPORTED)
             return False
         store.set_order_state(cid, record.order_id, OrderState.IMPORT_INTENDED, quota_month=month)
-        store.clear_failure(cid, "order", record.order_id)
     return True
 
 
@@ -436,12 +442,14 @@ async def execute_imports(ctx: SyncContext, intents: list[Intent], report: FlowR
         raise lost
     imported: list[tuple[OrderRecord, ShopOrderRef]] = []
     with store.transaction():
+        pending = store.pending_intent_kinds(cid, [record.order_id for _, record, _ in work])
         for intent, record, _ in work:
             outcome = outcomes[record.order_id]
             if isinstance(outcome, Exception):
                 _import_failed(ctx, intent, record, outcome, report)
             else:
-                _imported(ctx, intent, record, outcome, record.order_id in found, report)
+                kinds = pending.get(record.order_id, set())
+                _imported(ctx, intent, record, outcome, kinds, record.order_id in found, report)
                 imported.append((record, outcome))
         if imported:
             store.consume_quota(cid, _month(ctx), len(imported))
@@ -472,12 +480,13 @@ def _imported(
     intent: Intent,
     record: OrderRecord,
     ref: ShopOrderRef,
+    pending: set[IntentKind],
     found: bool,
     report: FlowReport,
 ) -> None:
-    """Record one order as in the shop (the caller counts it against the quota)."""
+    """Record one order as in the shop (the caller counts it against the quota);
+    ``pending`` holds the kinds of the order's other pending intents."""
     store, cid, oid = ctx.store, ctx.cid, record.order_id
-    pending = store.pending_intent_kinds(cid, oid)
     next_state = OrderState.IMPORTED
     if IntentKind.CANCEL_IN_SHOP in pending:  # wins
         next_state = OrderState.CANCEL_IN_SHOP_INTENDED
