@@ -9,6 +9,9 @@ executed: an earlier attempt is reconciled by asking the marketplace first.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from engine.errors import FailureReason, LeaseLost
 from engine.models import (
     Cancellation,
@@ -39,12 +42,30 @@ MAX_LINES = 1000
 MAX_MESSAGE = 1000
 """A failure message or key from a shop plugin is clipped to this (never the whole field)."""
 
-"""``(kind, key, reason, message)`` of a failure to announce once its page is committed."""
-
 
 async def run_shipments(ctx: SyncContext) -> FlowReport:
     report = FlowReport(FLOW)
-    await read_shop_changes(ctx, report)
+    confirmer: asyncio.Task[None] | None = None
+
+    def confirm_while_reading() -> None:
+        # Confirm what a page recorded while the next page is read (the marketplace's
+        # rate limit, not the shop's pages, should set the pace); one task at a time,
+        # so no intent is ever sent by two.
+        nonlocal confirmer
+        if confirmer is not None and confirmer.done():
+            confirmer.result()  # its error (e.g. LeaseLost) stops the run
+        if confirmer is None or confirmer.done():
+            confirmer = asyncio.ensure_future(confirm_shipments(ctx, report))
+
+    try:
+        await read_shop_changes(ctx, report, after_page=confirm_while_reading)
+    except BaseException:
+        if confirmer is not None and not confirmer.done():
+            confirmer.cancel()  # like a crash: every attempt is committed first
+            await asyncio.gather(confirmer, return_exceptions=True)
+        raise
+    if confirmer is not None:
+        await confirmer
     if not ctx.stop.is_set():
         await confirm_shipments(ctx, report)
     if not ctx.stop.is_set():
@@ -52,7 +73,11 @@ async def run_shipments(ctx: SyncContext) -> FlowReport:
     return report
 
 
-async def read_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
+async def read_shop_changes(
+    ctx: SyncContext, report: FlowReport, after_page: Callable[[], None] | None = None
+) -> None:
+    """Read and record every page of shop changes since the cursor; ``after_page`` is
+    called once each page is committed."""
     store, cid = ctx.store, ctx.cid
     cursor = store.get_cursor(cid, FLOW)
     while not ctx.stop.is_set():
@@ -66,6 +91,8 @@ async def read_shop_changes(ctx: SyncContext, report: FlowReport) -> None:
             for rejected in page.rejected:
                 _record_rejected(ctx, rejected, report)
             store.set_cursor(cid, FLOW, page.cursor)
+        if after_page is not None:
+            after_page()
         cursor = page.cursor
         if not page.has_more:
             break

@@ -195,3 +195,24 @@ async def test_a_write_sent_once_is_still_retried_when_throttled():
             "POST", "/feeds", operation="create", retry=False, retry_throttled=True
         )
     assert len(seen) == 1
+
+
+async def test_cookies_a_server_sets_are_never_sent_back():
+    """Platforms authenticate every request with a token or a signature: no cookie jar."""
+    transport, seen = scripted(
+        httpx.Response(200, json={}, headers={"set-cookie": "session=abc; Path=/"}),
+        httpx.Response(200, json={}),
+    )
+    api = client(transport)
+    await api.request("GET", "/x", operation="op")
+    await api.request("GET", "/x", operation="op")
+    assert "cookie" not in seen[1].headers
+    assert list(api.client.cookies.jar) == []
+
+
+async def test_json_bodies_are_sent_as_json():
+    transport, seen = scripted(httpx.Response(200, json={"ok": True}))
+    api = client(transport)
+    await api.request("POST", "/x", operation="op", json={"a": [1, "é"]})
+    assert seen[0].headers["content-type"] == "application/json"
+    assert httpx.Response(200, content=seen[0].content).json() == {"a": [1, "é"]}
