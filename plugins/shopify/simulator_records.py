@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 ZERO = Decimal("0")
 
@@ -106,6 +106,13 @@ class InventoryLevel:
     updated_at: datetime
     available: int = 0
     committed: int = 0
+
+    writes: ClassVar[int] = 0
+    """Counts every write to any level, so a reader can tell a cached page list is stale."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        InventoryLevel.writes += 1
 
     @property
     def on_hand(self) -> int:

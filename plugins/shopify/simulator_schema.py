@@ -9,6 +9,7 @@ values are plain data or callables ``(info, **arguments)``.
 from __future__ import annotations
 
 import base64
+import bisect
 import gzip
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -85,6 +86,16 @@ def _cursor(key: Any) -> str:
     return base64.b64encode(json.dumps(key).encode()).decode()
 
 
+def _plain(key: Any) -> Any:
+    """A sort key as its cursor holds it (JSON types: lists for tuples, text for dates)."""
+    kind = type(key)
+    if kind is int or kind is str:  # the common case, checked first: this runs per row
+        return key
+    if (kind is list or kind is tuple) and all(type(k) in (int, str) for k in key):
+        return list(key)
+    return json.loads(json.dumps(key, default=str))
+
+
 def _uncursor(cursor: str) -> Any:
     try:
         return json.loads(base64.b64decode(cursor.encode()))
@@ -103,31 +114,52 @@ def connection(
     last: int | None = None,
     before: str | None = None,
     reverse: bool = False,
+    ordered: tuple[list[Any]] | None = None,
     **_: Any,
 ) -> View:
-    """A Relay connection over ``items`` sorted by ``key`` (cursor = the key)."""
+    """A Relay connection over ``items`` sorted by ``key`` (cursor = the key).
+
+    ``ordered``: ``(keys,)`` when ``items`` are sorted already (``keys[i]`` is the
+    plain key of ``items[i]``), so a large collection is not sorted for every page."""
     bulk = bool((info.context or {}).get("bulk"))
     if first is None and last is None and not bulk:
         raise GraphQLError("you must provide one of first or last")
     for name, size in (("first", first), ("last", last)):
         if size is not None and not 0 <= size <= MAX_PAGE:
             raise GraphQLError(f"The '{name}' argument must be between 0 and {MAX_PAGE}")
-    rows = sorted(
-        ((json.loads(json.dumps(key(i), default=str)), i) for i in items), key=lambda r: r[0]
-    )
-    if reverse:
-        rows.reverse()
+    if ordered is not None:  # already sorted by the caller, with their keys
+        keys, values = ordered[0], list(items)
+    else:
+        pairs = sorted(((_plain(key(i)), i) for i in items), key=lambda r: r[0])
+        keys, values = [k for k, _ in pairs], [i for _, i in pairs]
+    # The window after/before a cursor, found by bisection (keys are sorted).
+    low, high = 0, len(keys)
     if after:
         mark = _uncursor(after)
-        rows = [r for r in rows if (r[0] < mark if reverse else r[0] > mark)]
+        if reverse:
+            high = bisect.bisect_left(keys, mark)
+        else:
+            low = bisect.bisect_right(keys, mark)
     if before:
         mark = _uncursor(before)
-        rows = [r for r in rows if (r[0] > mark if reverse else r[0] < mark)]
-    total = len(rows)
-    if first is not None:
-        rows = rows[:first]
-    if last is not None:
-        rows = rows[-last:] if last else []
+        if reverse:
+            low = max(low, bisect.bisect_right(keys, mark))
+        else:
+            high = min(high, bisect.bisect_left(keys, mark))
+    total = max(0, high - low)
+    # The page within the window (``first`` from its start, ``last`` from its end),
+    # in the order asked for.
+    if reverse:
+        start, stop = max(low, high - (first if first is not None else total)), high
+        if last is not None:
+            stop = min(stop, start + last) if last else start
+    else:
+        start, stop = low, min(high, low + (first if first is not None else total))
+        if last is not None:
+            start = max(start, stop - last) if last else stop
+    rows = list(zip(keys[start:stop], values[start:stop], strict=True))
+    if reverse:
+        rows.reverse()
     edges = [{"cursor": _cursor(k), "node": view(i)} for k, i in rows]
     return {
         "edges": edges,
@@ -150,6 +182,7 @@ class Views:
 
     def __init__(self, state: ShopState) -> None:
         self.state = state
+        self._levels_memo: dict[tuple[int, str | None], tuple[int, list[Any], list[int]]] = {}
 
     # --- shop and locations ---------------------------------------------------------------
 
@@ -173,10 +206,17 @@ class Views:
         s = self.state
 
         def levels(info: GraphQLResolveInfo, query: str | None = None, **args: Any) -> View:
-            rows = [lv for lv in s.levels.values() if lv.location_id == loc.id]
-            return connection(
-                info, filtered(rows, query, self._level_fields(), lambda lv: []), self.level, **args
-            )
+            # A paginated read asks for the same filtered list page after page: it is
+            # kept until any level changes (100,000 SKUs made each page a full scan).
+            memo = self._levels_memo.get((loc.id, query))
+            if memo is None or memo[0] != InventoryLevel.writes:
+                rows = [lv for lv in s.levels.values() if lv.location_id == loc.id]
+                found = filtered(rows, query, self._level_fields(), lambda lv: [])
+                found.sort(key=lambda lv: lv.id)
+                memo = (InventoryLevel.writes, found, [lv.id for lv in found])
+                self._levels_memo[(loc.id, query)] = memo
+            _, found, ids = memo
+            return connection(info, found, self.level, ordered=(ids,), **args)
 
         def level(info: GraphQLResolveInfo, inventoryItemId: str) -> View | None:  # noqa: N803
             found = s.levels.get((parse_gid(inventoryItemId, "InventoryItem") or -1, loc.id))

@@ -387,3 +387,57 @@ async def test_an_unsupported_api_version_is_answered_with_the_oldest_supported(
     assert await served("2026-04") == "2026-04"
     assert await served("unstable") == "unstable"
     assert await served("2025-01") == "2026-01"
+
+
+def test_connection_pages_like_a_plain_filter_and_slice() -> None:
+    """The simulator pages by bisection (a 100,000-SKU catalogue made each page a full
+    sort); it must answer exactly as sorting, filtering by cursor and slicing would."""
+    import base64
+    import json
+    import random
+
+    from plugins.shopify import simulator_schema as schema
+
+    class Item:
+        def __init__(self, ident: int) -> None:
+            self.id = ident
+
+    class Info:
+        context: dict = {}
+
+    def reference(ids, first=None, after=None, last=None, before=None, reverse=False):
+        keys = sorted(ids, reverse=reverse)
+        if after:
+            mark = schema._uncursor(after)
+            keys = [k for k in keys if (k < mark if reverse else k > mark)]
+        if before:
+            mark = schema._uncursor(before)
+            keys = [k for k in keys if (k > mark if reverse else k < mark)]
+        total = len(keys)
+        if first is not None:
+            keys = keys[:first]
+        if last is not None:
+            keys = keys[-last:] if last else []
+        return keys, first is not None and total > len(keys)
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        ids = rng.sample(range(60), rng.randint(0, 30))
+        args: dict = {"reverse": rng.random() < 0.5}
+        if rng.random() < 0.6:
+            args["first"] = rng.randint(0, 10)
+        if rng.random() < 0.3 or "first" not in args:
+            args["last"] = rng.randint(0, 10)
+        if rng.random() < 0.5:
+            args["after"] = schema._cursor(rng.randint(-1, 61))
+        if rng.random() < 0.3:
+            args["before"] = schema._cursor(rng.randint(-1, 61))
+        items = [Item(i) for i in ids]
+        page = schema.connection(Info(), items, lambda item: item.id, **args)
+        got = [json.loads(base64.b64decode(e["cursor"])) for e in page["edges"]]
+        assert (got, page["pageInfo"]["hasNextPage"]) == reference(ids, **args), args
+        ordered = sorted(items, key=lambda item: item.id)
+        again = schema.connection(
+            Info(), ordered, lambda item: item.id, ordered=([i.id for i in ordered],), **args
+        )
+        assert again["edges"] == page["edges"]
