@@ -428,14 +428,31 @@ class AmazonConnector(MarketplaceConnector):
             items.append(feeds.CancelItem(order_id, item_ids, self.cancel_reason(request.reason)))
         if items:
             document = feeds.cancel_feed_xml(self.settings.seller_id, items)
-            feed, report = await self._submit_feed(
+            feed, report, adopted = await self._submit_feed(
                 feeds.CANCEL_FEED_TYPE, document, feeds.XML_CONTENT_TYPE
             )
-            outcome = self._cancel_results(items, feed, report)
+            outcome = self._cancel_results(items, feed, report, adopted=adopted)
             for order_id, result in outcome.items():
                 results[order_id] = result if result.ok else await self._if_cancelled(result)
+            if adopted:
+                await self._confirm_adopted(feed, [r for r in outcome.values() if r.ok])
         order_ids = dict.fromkeys(r.marketplace_order_id for r in requests)
         return [results[order_id] for order_id in order_ids]
+
+    async def _confirm_adopted(self, feed: dict[str, Any], done: list[ItemResult]) -> None:
+        """A feed adopted after a lost answer reported these orders cancelled: make sure
+        (it may be a killed process's feed with as many messages); if one is not, the
+        batch is retried (the engine looks each order up before sending again)."""
+        for result in done:
+            raw = await self._get_raw_order(result.key, ("FULFILLMENT",))
+            status = ((raw or {}).get("fulfillment") or {}).get("fulfillmentStatus")
+            if status != "CANCELLED":
+                raise RetriableAPIError(
+                    f"feed {feed.get('feedId')}, found after a lost createFeed answer, is not "
+                    f"the one of order {result.key} (still {status})",
+                    platform="amazon",
+                    operation="createFeed",
+                )
 
     async def _if_cancelled(self, failure: ItemResult) -> ItemResult:
         """Success if the order is cancelled after all, else ``failure``.
@@ -458,7 +475,12 @@ class AmazonConnector(MarketplaceConnector):
         return failure
 
     def _cancel_results(
-        self, items: list[feeds.CancelItem], feed: dict[str, Any], report: bytes | None
+        self,
+        items: list[feeds.CancelItem],
+        feed: dict[str, Any],
+        report: bytes | None,
+        *,
+        adopted: bool = False,
     ) -> dict[str, ItemResult]:
         status = str(feed.get("processingStatus"))
         if report is None:
@@ -476,6 +498,15 @@ class AmazonConnector(MarketplaceConnector):
         except (ValueError, SyntaxError) as exc:  # a cut or garbled download: read it again
             raise _unreadable_report(feed, exc) from None
         errors = parsed.errors_by_message()
+        if adopted and parsed.processed != len(items):
+            # Not the feed of these orders: nothing is known of them (the engine looks
+            # each one up before sending again).
+            raise RetriableAPIError(
+                f"feed {feed.get('feedId')}, found after a lost createFeed answer, processed "
+                f"{parsed.processed} messages, not the {len(items)} sent",
+                platform="amazon",
+                operation="createFeed",
+            )
         whole = _feed_level_failure(feed, parsed, errors.get(0), len(items))
         out: dict[str, ItemResult] = {}
         for number, item in enumerate(items, start=1):
@@ -558,8 +589,10 @@ class AmazonConnector(MarketplaceConnector):
             channel_code=self.settings.fulfillment_channel_code,
         )
         content = json.dumps(document, separators=(",", ":")).encode("utf-8")
-        feed, report = await self._submit_feed(
-            feeds.LISTINGS_FEED_TYPE, content, feeds.JSON_CONTENT_TYPE
+        # A feed adopted after a lost answer cannot be tied to these SKUs for sure;
+        # quantities are absolute, so pushing them again at the next run is harmless.
+        feed, report, _ = await self._submit_feed(
+            feeds.LISTINGS_FEED_TYPE, content, feeds.JSON_CONTENT_TYPE, adopt=False
         )
         status = str(feed.get("processingStatus"))
         if report is None:
@@ -629,23 +662,36 @@ class AmazonConnector(MarketplaceConnector):
     # -- feeds ----------------------------------------------------------------
 
     async def _submit_feed(
-        self, feed_type: str, content: bytes, content_type: str
-    ) -> tuple[dict[str, Any], bytes | None]:
-        """Upload, create, wait; return the final feed and its processing report."""
+        self, feed_type: str, content: bytes, content_type: str, *, adopt: bool = True
+    ) -> tuple[dict[str, Any], bytes | None, bool]:
+        """Upload, create, wait; return the final feed, its processing report, and
+        whether the feed was adopted after a lost ``createFeed`` answer (see
+        :meth:`_create_feed`: it is probably, not certainly, ours). With
+        ``adopt=False`` such a feed is not waited for: the call is retriable."""
         document = await self.client.create_feed_document(content_type)
         await self.client.upload_document(str(document["url"]), content, content_type)
-        feed_id = await self._create_feed(feed_type, str(document["feedDocumentId"]))
+        feed_id, adopted = await self._create_feed(feed_type, str(document["feedDocumentId"]))
+        if adopted and not adopt:
+            raise RetriableAPIError(
+                f"createFeed answer lost; feed {feed_id} may not be this one's: sent again at "
+                "the next run",
+                platform="amazon",
+                operation="createFeed",
+            )
         feed = await self._wait_for_feed(feed_id)
         result_id = feed.get("resultFeedDocumentId")
         if not result_id:
-            return feed, None
+            return feed, None, adopted
         result = await self.client.get_feed_document(str(result_id))
-        return feed, await self.client.download_document(result)
+        return feed, await self.client.download_document(result), adopted
 
-    async def _create_feed(self, feed_type: str, document_id: str) -> str:
+    async def _create_feed(self, feed_type: str, document_id: str) -> tuple[str, bool]:
         """``createFeed`` sent once per try; after a lost answer (timeout, 5xx, garbage)
         ``getFeeds`` looks for the feed Amazon may have accepted before sending again,
-        so one document never becomes two feeds."""
+        so one document never becomes two feeds. ``(feed id, adopted)``: a feed found
+        that way may also be one a killed process of this connection sent moments ago
+        (the Feeds API does not say which document a feed was made from), so callers
+        check its report fits what they sent."""
         markets = self.settings.marketplaces
         for attempt in range(1, CREATE_FEED_TRIES + 1):
             sent_at = self.now()
@@ -661,9 +707,10 @@ class AmazonConnector(MarketplaceConnector):
                 if found is None:
                     raise
                 self.log.warning("createFeed answer lost (%s); Amazon has feed %s", exc, found)
-                feed_id = found
+                self._feed_ids.add(found)
+                return found, True
             self._feed_ids.add(feed_id)
-            return feed_id
+            return feed_id, False
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _feed_created_since(self, feed_type: str, sent_at: datetime) -> str | None:

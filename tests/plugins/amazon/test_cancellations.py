@@ -288,13 +288,48 @@ async def test_a_create_feed_that_failed_outright_is_sent_again(
     assert posts == [500, 202]
 
 
-async def test_a_lost_answer_of_a_stock_feed_is_looked_up_too(
+async def test_a_lost_answer_of_a_stock_feed_is_not_sent_again_now(
     sim: AmazonSimulator, make_connector: ConnectorFactory
 ) -> None:
+    """Quantities are absolute: rather than trust a feed it cannot tie to this push, the
+    connector leaves the push to the next run (and does not send a second feed now)."""
     connector = make_connector(stock_batch_threshold=0)
     sim.faults.add("timeout_after", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
-    results = await connector.push_stock([StockLevel(sku="A", quantity=1)])
-    assert [r.ok for r in results] == [True] and len(sim.feeds) == 1
+    with pytest.raises(RetriableAPIError, match="sent again at the next run"):
+        await connector.push_stock([StockLevel(sku="A", quantity=1)])
+    assert len(sim.feeds) == 1 and sim.calls["createFeed"] == 1
+
+
+async def test_a_feed_found_after_a_lost_answer_that_is_not_ours_is_retried(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    """A killed process sent a feed moments ago; ours never reached Amazon. The feed
+    getFeeds finds is not these orders': nothing is known of them, nothing failed."""
+    a, b, other = (sim.create_order({sku: 1})["orderId"] for sku in "ABC")
+    await make_connector().cancel_orders(_cancel(other))  # the process before the kill
+    connector = make_connector()  # after the restart: it knows no feed
+    sim.faults.add("timeout_before", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
+
+    with pytest.raises(RetriableAPIError, match="processed 1 messages, not the 2 sent"):
+        await connector.cancel_orders(_cancel(a, b))
+
+    assert len(sim.feeds) == 1  # ours was never created, and not sent again blindly
+    assert {c["orderId"] for c in sim.cancellations} == {other}
+
+
+async def test_a_foreign_feed_of_as_many_messages_is_not_taken_for_ours(
+    sim: AmazonSimulator, make_connector: ConnectorFactory
+) -> None:
+    """Same as above with one order each: the counts fit, the order does not."""
+    mine, other = (sim.create_order({sku: 1})["orderId"] for sku in "AB")
+    await make_connector().cancel_orders(_cancel(other))
+    connector = make_connector()
+    sim.faults.add("timeout_before", match=r"^POST /feeds/2021-06-30/feeds$", count=1)
+
+    with pytest.raises(RetriableAPIError, match=f"not the one of order {mine}"):
+        await connector.cancel_orders(_cancel(mine))
+
+    assert {c["orderId"] for c in sim.cancellations} == {other}
 
 
 async def test_an_order_found_cancelled_after_a_feed_error_is_ok(
