@@ -151,3 +151,42 @@ async def test_a_first_attempt_costs_no_recent_read(
     assert wire.graphql("OrdersyncRecentOrders") == []
     assert await connector.find_order_refs([order.marketplace_order_id], attempted=True)
     assert len(wire.graphql("OrdersyncRecentOrders")) == 1
+    assert lagging.count_orders(order.marketplace_order_id) == 1
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimWorld]:
+    """The real engine with the Amazon and Shopify plugins; crashes at checkpoints."""
+    for name, value in sim_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(engine.http, "AsyncRetrying", FastRetrying)
+    made = SimWorld(builtin_plugins())
+    made.shop.sim.api.search_lag = LAG
+    yield made
+    made.close()
+
+
+CREATE_ANSWERED = f"http.after {SHOPIFY_GRAPHQL} OrdersyncOrderCreate"
+"""Shopify committed the create; the daemon dies before it reads the answer."""
+
+
+@pytest.mark.parametrize("recent_read", [True, False], ids=["recent-read", "search-only"])
+def test_crash_right_after_create_then_a_quick_restart(world: SimWorld, recent_read: bool) -> None:
+    """The engine asks with ``attempted=True`` after the crash (the intent has an attempt),
+    so the recent read finds the order the search does not show yet."""
+    if not recent_read:
+        world.loaded.plugin_settings(CID, "shop").search_lag_seconds = 0  # type: ignore[attr-defined]
+    oid = "302-0000009-0000001"
+    world.amazon.add_order(oid, {"REL-A": 2}, age_minutes=0)
+    world.tick(VISIBLE)
+
+    fired = world.crash_during("orders", CREATE_ANSWERED)  # and restarts at once
+    assert fired is not None and world.shop.count_orders(oid) == 1
+    assert world.store.get_order(CID, oid).state is OrderState.IMPORT_INTENDED
+    world.sync("orders")  # well within the search lag
+
+    if recent_read:
+        assert world.shop.count_orders(oid) == 1
+        assert world.store.get_order(CID, oid).state is OrderState.IMPORTED
+    else:  # the failure the recent read prevents
+        assert world.shop.count_orders(oid) == 2
