@@ -46,6 +46,7 @@ MAX_MESSAGE = 1000
 async def run_shipments(ctx: SyncContext) -> FlowReport:
     report = FlowReport(FLOW)
     confirmer: asyncio.Task[None] | None = None
+    tried: set[int] = set()  # intents sent in this run: one that failed waits for the next
 
     def confirm_while_reading() -> None:
         # Confirm what a page recorded while the next page is read (the marketplace's
@@ -55,7 +56,7 @@ async def run_shipments(ctx: SyncContext) -> FlowReport:
         if confirmer is not None and confirmer.done():
             confirmer.result()  # its error (e.g. LeaseLost) stops the run
         if confirmer is None or confirmer.done():
-            confirmer = asyncio.ensure_future(confirm_shipments(ctx, report))
+            confirmer = asyncio.ensure_future(confirm_shipments(ctx, report, tried))
 
     try:
         await read_shop_changes(ctx, report, after_page=confirm_while_reading)
@@ -67,7 +68,7 @@ async def run_shipments(ctx: SyncContext) -> FlowReport:
     if confirmer is not None:
         await confirmer
     if not ctx.stop.is_set():
-        await confirm_shipments(ctx, report)
+        await confirm_shipments(ctx, report, tried)
     if not ctx.stop.is_set():
         await cancel_on_marketplace(ctx, report)
     return report
@@ -253,9 +254,16 @@ def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: F
         report.add("cancellations seen")
 
 
-async def confirm_shipments(ctx: SyncContext, report: FlowReport) -> None:
+async def confirm_shipments(
+    ctx: SyncContext, report: FlowReport, tried: set[int] | None = None
+) -> None:
+    """Confirm the pending shipment intents; ``tried`` holds (and gets) the ids of those
+    already sent in this run, which are left for the next one."""
     store, cid = ctx.store, ctx.cid
     pending = store.intents(cid, IntentKind.CONFIRM_SHIPMENT, IntentState.PENDING)
+    if tried is not None:
+        pending = [intent for intent in pending if intent.id not in tried]
+        tried.update(intent.id for intent in pending)
     if not pending:
         return
     allowed = await ctx.marketplace.allowed_carriers()
