@@ -143,6 +143,14 @@ def m004_outbox_by_order(db: sqlite_utils.Database) -> None:
     db.table("outbox").create_index(["connection_id", "order_id", "state"], if_not_exists=True)
 
 
+@migration
+def m005_lease_waiting(db: sqlite_utils.Database) -> None:
+    """Who was turned away from a busy connection, and since when: the next turn is
+    theirs (fair leases between two daemons)."""
+    db.table("leases").add_column("waiting_owner", str)
+    db.table("leases").add_column("waiting_since", float)
+
+
 def apply(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction.
 

@@ -66,6 +66,10 @@ def _value(value: Any) -> Any:
     return value
 
 
+LEASE_WAIT_SECONDS = 5.0
+"""How long a process turned away from a busy connection keeps its claim to the next turn."""
+
+
 class OrderState(StrEnum):
     """Where an Amazon order stands in ordersync."""
 
@@ -363,7 +367,11 @@ class StateStore:
     def acquire_lease(self, connection_id: str, ttl: float = 600.0) -> Lease | None:
         """Take the connection's lease, or ``None`` while another live process holds it.
 
-        A holder on this host whose process is gone is taken over at once.
+        A holder on this host whose process is gone is taken over at once. Turns are
+        fair: a process turned away is remembered as waiting, and for
+        :data:`LEASE_WAIT_SECONDS` a free lease goes to it, not back to a process whose
+        flows queue one after another (two daemons on one state would otherwise let one
+        of them starve).
         """
         with self.transaction():
             rows = self._rows("SELECT * FROM leases WHERE connection_id = ?", [connection_id])
@@ -374,7 +382,21 @@ class StateStore:
                 epoch = row["epoch"] + 1
                 held = row["owner"] != self.owner and row["expires_at"] > now
                 if held and not self._holder_dead(row):
+                    self.db.conn.execute(
+                        "UPDATE leases SET waiting_owner = ?, waiting_since = ? "
+                        "WHERE connection_id = ? AND (waiting_owner IS NULL OR "
+                        "waiting_owner = ? OR waiting_since < ?)",
+                        [self.owner, now, connection_id, self.owner, now - LEASE_WAIT_SECONDS],
+                    )
                     return None
+                waiter = row.get("waiting_owner")
+                if (
+                    waiter
+                    and waiter != self.owner
+                    and row["expires_at"] <= now  # free (a dead holder's is taken over)
+                    and now - (row.get("waiting_since") or 0) < LEASE_WAIT_SECONDS
+                ):
+                    return None  # another process asked first: its turn
             self._upsert(
                 "leases",
                 {
@@ -384,6 +406,8 @@ class StateStore:
                     "pid": self.pid,
                     "epoch": epoch,
                     "expires_at": now + ttl,
+                    "waiting_owner": None,
+                    "waiting_since": None,
                 },
                 pk=("connection_id",),
             )

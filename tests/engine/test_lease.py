@@ -80,3 +80,28 @@ async def test_engine_skips_a_connection_another_process_holds(make_engine, worl
         assert (await engine.run_flow("c1", "orders")).counts["imported"] == 1
     finally:
         other.close()
+
+
+def test_a_process_turned_away_gets_the_next_turn(two_stores, monkeypatch):
+    """Flows queued one after another in one process must not starve another process."""
+    import engine.state
+
+    a, b = two_stores
+    first = a.acquire_lease("c1", ttl=60)
+    assert first is not None
+    assert b.acquire_lease("c1", ttl=60) is None  # b is now waiting
+    a.release_lease(first)
+    assert a.acquire_lease("c1", ttl=60) is None  # a's next flow: b asked first
+    second = b.acquire_lease("c1", ttl=60)
+    assert second is not None and second.epoch > first.epoch
+    assert a.acquire_lease("c1", ttl=60) is None  # held by b; a waits in turn
+    b.release_lease(second)
+    assert b.acquire_lease("c1", ttl=60) is None  # a's turn
+    third = a.acquire_lease("c1", ttl=60)
+    assert third is not None
+
+    # A claim is kept only so long: a process that asked once and went away blocks nobody.
+    assert b.acquire_lease("c1", ttl=60) is None  # b waits again ...
+    a.release_lease(third)
+    monkeypatch.setattr(engine.state, "LEASE_WAIT_SECONDS", 0.0)  # ... and its claim lapses
+    assert a.acquire_lease("c1", ttl=60) is not None
