@@ -68,6 +68,11 @@ JITTER_SECONDS = 0.1
 time may reach Amazon's bucket a little early (network delays vary, and a busy event
 loop can hold a request between taking its token and sending it). A whole token would
 be minutes for a slow operation (``searchOrders``: 1 / 0.0056 s)."""
+HEADROOM_TOKENS = 3.0
+"""The most the client leaves unused. Requests reach Amazon early only by bunching up,
+and the connector and the engine keep at most four calls of an operation in flight
+(``PATCH_CONCURRENCY``, ``engine.sync.intents.CONCURRENCY``): three tokens cover four
+arriving at once."""
 
 
 RETRY_JITTER = 0.1
@@ -109,11 +114,15 @@ class AmazonLimiter(OperationLimiter):
 def client_limits(time_scale: float = 1.0) -> dict[str, RateLimit]:
     """The usage plans as the client enforces them: published rate, burst minus headroom.
 
-    The headroom is ``JITTER_SECONDS`` of refill (at least one token is always usable).
+    The headroom is ``JITTER_SECONDS`` of refill, at most :data:`HEADROOM_TOKENS`
+    (at least one token is always usable). Only a high time scale reaches that cap:
+    at 100x, 0.1 s refills 50 ``patchListingsItem`` tokens, and a bucket cut down to
+    one token loses every late wake-up of a busy event loop (nothing can be sent
+    early to catch up).
     """
     limits = {}
     for name, limit in RATE_LIMITS.items():
-        headroom = limit.rate * time_scale * JITTER_SECONDS
+        headroom = min(HEADROOM_TOKENS, limit.rate * time_scale * JITTER_SECONDS)
         limits[name] = RateLimit(limit.rate, max(1.0, limit.burst - headroom))
     return limits
 

@@ -11,8 +11,14 @@ import httpx
 import pytest
 
 from engine.interfaces import ConnectorContext
-from engine.models import Order
-from plugins.amazon.client import OPERATIONS, RATE_LIMITS, SpApiClient, sp_error_parser
+from engine.models import Order, StockLevel
+from plugins.amazon.client import (
+    OPERATIONS,
+    RATE_LIMITS,
+    SpApiClient,
+    client_limits,
+    sp_error_parser,
+)
 from plugins.amazon.connector import AmazonConnector
 from plugins.amazon.simulator import AmazonSimulator
 from tests.plugins.amazon.conftest import ConnectorFactory, hours_ago, read_orders, settings_for
@@ -78,6 +84,35 @@ async def test_connector_limiter_keeps_below_the_limit(
     assert sim.limiter.throttled == {}
     assert sim.calls["getOrder"] == 40
     assert elapsed >= 9 / 50  # the 10 calls past the burst waited for tokens
+    assert connector.client.api.stats["throttled"] == 0
+
+
+def test_client_keeps_a_tenth_of_a_second_of_refill_unused_but_at_most_three_tokens() -> None:
+    real = client_limits(time_scale=1.0)
+    assert real["patchListingsItem"].burst == pytest.approx(5 - 5 * 0.1)
+    assert real["confirmShipment"].burst == pytest.approx(10 - 2 * 0.1)
+    fast = client_limits(time_scale=100.0)  # 0.1 s refills 50 patch tokens at 100x
+    assert fast["patchListingsItem"].burst == 5 - 3
+    assert fast["confirmShipment"].burst == 10 - 3
+    assert fast["searchOrders"].burst == pytest.approx(20 - 0.0056 * 100 * 0.1)
+    assert all(fast[name].rate == limit.rate for name, limit in RATE_LIMITS.items())
+
+
+async def test_patches_at_100x_stay_below_the_limit_with_the_capped_headroom(
+    make_connector: ConnectorFactory,
+) -> None:
+    sim = AmazonSimulator(time_scale=100.0)  # patchListingsItem: 500 requests/s, burst 5
+    connector = make_connector(
+        transport=sim.transport(), time_scale=100.0, stock_batch_threshold=100
+    )
+
+    results = await connector.push_stock(
+        [StockLevel(sku=f"SKU-{i}", quantity=i) for i in range(60)]
+    )
+
+    assert all(r.ok for r in results) and len(results) == 60
+    assert sim.calls["patchListingsItem"] == 60
+    assert sim.limiter.throttled == {}
     assert connector.client.api.stats["throttled"] == 0
 
 
