@@ -72,7 +72,8 @@ HEADROOM_TOKENS = 3.0
 """The most the client leaves unused. Requests reach Amazon early only by bunching up,
 and the connector and the engine keep at most four calls of an operation in flight
 (``PATCH_CONCURRENCY``, ``engine.sync.intents.CONCURRENCY``): three tokens cover four
-arriving at once."""
+arriving at once. A pause on Amazon's side can still cost an occasional 429, which
+waits one token and is sent again."""
 
 
 RETRY_JITTER = 0.1
