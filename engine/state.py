@@ -281,6 +281,32 @@ class _Transaction:
             callback()
 
 
+BUSY_SECONDS = 30.0
+"""How long a statement waits for another process's lock on the state file."""
+
+
+def use_wal(conn: sqlite3.Connection, path: Path, timeout: float = BUSY_SECONDS) -> None:
+    """Put the file in WAL mode, waiting for another process that is doing the same.
+
+    WAL is a property of the file, so once set there is nothing to do. Switching takes
+    an exclusive lock that SQLite does not wait for (the busy timeout does not apply):
+    two daemons started together on a new file would have one of them fail "locked".
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"{path}: locked by another process for {timeout:.0f} s")
+        time.sleep(0.02)
+
+
 def default_state_path() -> Path:
     import platformdirs
 
@@ -293,10 +319,11 @@ class StateStore:
     def __init__(self, path: str | Path, *, owner: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=BUSY_SECONDS, check_same_thread=False
+        )
+        use_wal(conn, self.path)
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(conn)
         self.host = socket.gethostname()
         self.pid = os.getpid()

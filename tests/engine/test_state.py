@@ -4,6 +4,7 @@ attempts, lease renewal and redaction of stored messages."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -153,3 +154,34 @@ def test_notifier_hears_nothing_of_a_rolled_back_failure(store):
     with store.transaction():
         hooks.item_failed(key="kept")
     assert heard == ["kept"]
+
+
+def _open_together(path, count: int) -> tuple[list[StateStore], list[Exception]]:
+    opened: list[StateStore] = []
+    failed: list[Exception] = []
+    start = threading.Barrier(count)
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            opened.append(StateStore(path))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            failed.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return opened, failed
+
+
+def test_many_processes_opening_a_new_state_file_at_once_all_succeed(tmp_path):
+    """Two daemons started together: switching a new file to WAL takes an exclusive
+    lock that SQLite does not wait for, so the second open used to fail "locked"."""
+    for round_ in range(20):
+        opened, failed = _open_together(tmp_path / f"state-{round_}.db", 8)
+        assert failed == [] and len(opened) == 8
+        assert {s.db.execute("PRAGMA journal_mode").fetchone()[0] for s in opened} == {"wal"}
+        for store in opened:
+            store.close()
