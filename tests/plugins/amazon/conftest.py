@@ -86,3 +86,15 @@ async def make_connector(
 @pytest.fixture
 def connector(make_connector: ConnectorFactory) -> AmazonConnector:
     return make_connector()
+
+
+async def token_headers(client: httpx.AsyncClient, sim: AmazonSimulator) -> dict[str, str]:
+    """Exchange the simulator's refresh token at its LWA endpoint; the SP-API auth header."""
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": sim.credentials.refresh_token,
+        "client_id": sim.credentials.client_id,
+        "client_secret": sim.credentials.client_secret,
+    }
+    token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
+    return {"x-amz-access-token": token}

@@ -18,7 +18,7 @@ import pytest
 from engine.models import CancelRequest, Order, Shipment, ShipmentLine, StockLevel
 from plugins.amazon import feeds, sim_orders
 from plugins.amazon.simulator import AmazonSimulator
-from tests.plugins.amazon.conftest import ConnectorFactory, hours_ago, read_orders
+from tests.plugins.amazon.conftest import ConnectorFactory, hours_ago, read_orders, token_headers
 from tests.plugins.amazon.contract import (
     CONTRACTS,
     Exchange,
@@ -289,7 +289,7 @@ async def test_simulator_edge_answers_match_the_models() -> None:
         return str(created.json()["feedId"])
 
     async with httpx.AsyncClient(transport=recorder, base_url="http://sim") as http:
-        http.headers.update(await _token_headers(http, sim))
+        http.headers.update(await token_headers(http, sim))
         for target, label in ((order, "getOrder/all"), (pending, "getOrder/pending")):
             await call(
                 http,
@@ -433,7 +433,7 @@ async def test_simulator_edge_answers_match_the_models() -> None:
         await call(http, "fault/500", "GET", f"/orders/2026-01-01/orders/{order['orderId']}")
         await call(http, "fault/429", "GET", f"/feeds/2021-06-30/feeds/{fatal}")
     async with httpx.AsyncClient(transport=slow_recorder, base_url="http://sim") as http:
-        http.headers.update(await _token_headers(http, slow))
+        http.headers.update(await token_headers(http, slow))
         xml = feeds.cancel_feed_xml(slow.seller_id, [feeds.CancelItem("1", (), "NoInventory")])
         queued = await feed(http, feeds.CANCEL_FEED_TYPE, xml, feeds.XML_CONTENT_TYPE)
         slow.advance(1900)  # past half of the processing time
@@ -456,14 +456,3 @@ async def test_simulator_edge_answers_match_the_models() -> None:
         "getListingsItem/403": 403, "fault/503": 503, "fault/500": 500, "fault/429": 429,
         "getFeed/IN_PROGRESS": 200,
     }  # fmt: skip
-
-
-async def _token_headers(client: httpx.AsyncClient, sim: AmazonSimulator) -> dict[str, str]:
-    form = {
-        "grant_type": "refresh_token",
-        "refresh_token": sim.credentials.refresh_token,
-        "client_id": sim.credentials.client_id,
-        "client_secret": sim.credentials.client_secret,
-    }
-    token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
-    return {"x-amz-access-token": token}

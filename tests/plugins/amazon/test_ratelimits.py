@@ -21,7 +21,13 @@ from plugins.amazon.client import (
 )
 from plugins.amazon.connector import AmazonConnector
 from plugins.amazon.simulator import AmazonSimulator
-from tests.plugins.amazon.conftest import ConnectorFactory, hours_ago, read_orders, settings_for
+from tests.plugins.amazon.conftest import (
+    ConnectorFactory,
+    hours_ago,
+    read_orders,
+    settings_for,
+    token_headers,
+)
 from tests.plugins.amazon.contract import Models
 from tests.plugins.amazon.virtual_time import run_virtual
 
@@ -38,21 +44,10 @@ def test_rate_table_matches_the_models() -> None:
         assert (op.rate, op.burst) == (float(rate), int(burst)), op.name
 
 
-async def _token(client: httpx.AsyncClient, sim: AmazonSimulator) -> dict[str, str]:
-    form = {
-        "grant_type": "refresh_token",
-        "refresh_token": sim.credentials.refresh_token,
-        "client_id": sim.credentials.client_id,
-        "client_secret": sim.credentials.client_secret,
-    }
-    token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
-    return {"x-amz-access-token": token}
-
-
 async def test_simulator_answers_429_beyond_the_burst() -> None:
     sim = AmazonSimulator(time_scale=1.0)
     async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
-        headers = await _token(client, sim)
+        headers = await token_headers(client, sim)
         answers = [
             await client.get("/orders/2026-01-01/orders/1", headers=headers) for _ in range(31)
         ]
@@ -123,7 +118,7 @@ async def test_throttled_without_retry_after_waits_one_token_and_succeeds(
     sim = AmazonSimulator(time_scale=10.0)  # getOrder: 5 requests/s
     connector = make_connector(transport=sim.transport(), time_scale=10.0)
     async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as other:
-        headers = await _token(other, sim)
+        headers = await token_headers(other, sim)
         while (await other.get("/orders/2026-01-01/orders/1", headers=headers)).status_code != 429:
             pass
 
@@ -198,7 +193,7 @@ def test_429_at_real_speed_waits_one_token_and_empties_the_local_bucket() -> Non
 
     async def scenario() -> list[Order]:
         async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as other:
-            headers = await _token(other, sim)
+            headers = await token_headers(other, sim)
             query = {"lastUpdatedAfter": start.strftime("%Y-%m-%dT%H:%M:%SZ")}
             while (
                 await other.get("/orders/2026-01-01/orders", params=query, headers=headers)
