@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Iterator
@@ -55,6 +56,24 @@ def open_app(path: Path, *, plugins: Plugins | None = None) -> Iterator[App]:
         store.close()
 
 
+@contextmanager
+def frozen_startup_heap() -> Iterator[None]:
+    """Keep what startup built (modules, plugins, config, the engine) out of the cyclic GC.
+
+    A daemon never frees those objects, yet every full collection walks them all:
+    66 to 93 ms with the built-in plugins loaded, on the 2-core bench machine. The
+    event loop stands still meanwhile, and a rate-limit bucket that cannot send
+    loses the tokens that refill during the pause. Garbage is collected first, so
+    nothing collectable is frozen; on exit everything goes back to the collector.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_daemon(app: App, *, cycles: int | None = None) -> None:
     """Run the scheduler until SIGTERM/SIGINT (or ``cycles``), then exit cleanly."""
 
@@ -63,8 +82,9 @@ def run_daemon(app: App, *, cycles: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.stop.set)
-        await run_until_stopped(
-            engine, cycles=cycles, grace=app.loaded.config.shutdown_grace_seconds
-        )
+        with frozen_startup_heap():
+            await run_until_stopped(
+                engine, cycles=cycles, grace=app.loaded.config.shutdown_grace_seconds
+            )
 
     asyncio.run(main())
