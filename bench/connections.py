@@ -29,7 +29,7 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 
-from bench.wiring import World, current_rss_mb, isolated, peak_rss_mb, percentile
+from bench.wiring import World, current_rss_mb, isolated, peak_rss_mb, percentile, run_engine
 from engine.runner import Engine
 from engine.scheduler import build_scheduler
 from engine.sync.context import FlowReport
@@ -70,7 +70,7 @@ def measure(connections: int, speedup: float, duration: float, orders_each: int)
     try:
         if orders_each:
             world.amazon.call("seed_orders", per_seller=orders_each, skus=CATALOGUE)
-        result = asyncio.run(_measure(world, duration))
+        result = run_engine(_measure(world, duration))
     finally:
         world.close()
     peak = max(peak_rss_mb(), result.pop("sampled_rss_mb"))

@@ -18,14 +18,13 @@ comparison is the read; creating the orders in a shop is benchmark 1's subject.)
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.sims import SimProcess, SimSpec
-from bench.wiring import World, isolated
+from bench.wiring import World, isolated, run_engine
 
 TIME_SCALE = 1.0
 CATALOGUE = 200
@@ -136,7 +135,7 @@ def measure_ordersync(orders: int) -> dict[str, Any]:
                 "requests": after["amazon"]["requests"] - before["amazon"]["requests"],
             }
 
-        return asyncio.run(go())
+        return run_engine(go())
     finally:
         world.close()
 

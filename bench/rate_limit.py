@@ -31,7 +31,7 @@ import math
 import time
 from typing import Any
 
-from bench.wiring import World, cpu_seconds, delta, isolated
+from bench.wiring import World, cpu_seconds, delta, isolated, run_engine
 from plugins.amazon.client import RATE_LIMITS
 
 TIME_SCALE = 100.0
@@ -89,7 +89,7 @@ def measure(orders: int, shipments: int, skus: int) -> dict[str, Any]:
         amazon_settings={"stock_batch_threshold": max(skus, ORDER_SKUS)},
     )
     try:
-        return asyncio.run(_measure(world, orders, shipments, skus))
+        return run_engine(_measure(world, orders, shipments, skus))
     finally:
         world.close()
 

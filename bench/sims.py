@@ -12,6 +12,7 @@ connection its own seller and its own shop.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import random
@@ -78,6 +79,18 @@ async def _not_found(send: Any) -> None:
 
 
 # --- the child process ------------------------------------------------------------------------
+
+
+def freeze_seeded_state() -> None:
+    """Move what a simulator holds now out of its process's cyclic garbage collector.
+
+    A simulator stands in for Amazon's or Shopify's servers, which do not stop to
+    collect garbage. With 10,000 seeded orders a full collection stopped the Amazon
+    simulator for 290 ms (29 simulated seconds at 100x), and the engine's rate-limit
+    figures were charged for that outage.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class _World:
@@ -176,6 +189,7 @@ class _World:
                     shipping=Decimal("4.99"),
                 )
                 made += 1
+        freeze_seeded_state()
         return made
 
     def amazon_state(self, index: int = 0) -> dict[str, Any]:
@@ -200,6 +214,7 @@ class _World:
                 shop.sim.add_product(
                     sku(n), quantity=quantity, price=Decimal("19.99"), title=f"Product {n}"
                 )
+        freeze_seeded_state()
         return count
 
     def change_stock(self, count: int, catalogue: int) -> list[str]:

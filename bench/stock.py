@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench.wiring import World, delta, isolated, median
+from bench.wiring import World, delta, isolated, median, run_engine
 
 TIME_SCALE = 100.0
 OLD_CATALOGUE = 24 * 3600.0
@@ -39,7 +39,7 @@ def measure(skus: int, cycles: int) -> dict[str, Any]:
         shop_settings={"timeout": 900.0},
     )
     try:
-        return asyncio.run(_measure(world, skus, cycles))
+        return run_engine(_measure(world, skus, cycles))
     finally:
         world.close()
 

@@ -8,13 +8,12 @@ resolve products, import); its wall time, CPU time and peak RSS are measured.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.sims import UNLIMITED_SCALE, SimProcess, SimSpec
-from bench.wiring import Stopwatch, build_engine, connection, isolated, peak_rss_mb
+from bench.wiring import Stopwatch, build_engine, connection, isolated, peak_rss_mb, run_engine
 
 CATALOGUE = 500
 
@@ -59,7 +58,7 @@ def measure(orders: int, profile: str | None = None) -> dict[str, Any]:
             import time
 
             cpu_profiler = cProfile.Profile(time.process_time)
-            report, watch = cpu_profiler.runcall(asyncio.run, go())
+            report, watch = cpu_profiler.runcall(run_engine, go())
             out = io.StringIO()
             stats = pstats.Stats(cpu_profiler, stream=out)
             by_package: dict[str, float] = {}
@@ -86,11 +85,11 @@ def measure(orders: int, profile: str | None = None) -> dict[str, Any]:
 
             profiler = Profiler(async_mode="enabled")
             profiler.start()
-            report, watch = asyncio.run(go())
+            report, watch = run_engine(go())
             profiler.stop()
             Path(profile).write_text(profiler.output_text(unicode=False, show_all=False))
         else:
-            report, watch = asyncio.run(go())
+            report, watch = run_engine(go())
         imported = report.counts.get("imported", 0) if report else 0
         in_shop = shop.call("shop_orders")
         sim_counts = {"amazon": amazon.call("counters"), "shopify": shop.call("counters")}

@@ -8,22 +8,26 @@ in-process transports).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing as mp
 import os
 import resource
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from engine.app import frozen_startup_heap
 from engine.config import load_config
 from engine.plugins import Plugins, load_plugins
 from engine.runner import Engine
 from engine.state import StateStore
+
+T = TypeVar("T")
 
 
 def builtin_plugins() -> Plugins:
@@ -85,6 +89,12 @@ def build_engine(
     store = StateStore(workdir / "state.db")
     engine = engine_class(loaded, plugins.registry, store, hooks=plugins.pm.hook)
     return EngineSetup(engine=engine, store=store, plugins=plugins)
+
+
+def run_engine(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` with the startup heap frozen, as ``ordersync run`` runs the daemon."""
+    with frozen_startup_heap():
+        return asyncio.run(main)
 
 
 # --- measuring the process --------------------------------------------------------------------
