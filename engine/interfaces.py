@@ -7,7 +7,6 @@ the scheduler or the state database, and speak only :mod:`engine.models`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import ClassVar
 import httpx
 from pydantic import BaseModel
 
+from engine.concurrency import map_bounded
 from engine.models import (
     CancelRequest,
     CheckResult,
@@ -196,16 +196,11 @@ class ShopConnector(Connector):
         :meth:`create_order` for each, a few at a time; override it when the shop
         can create several in one request.
         """
-        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
-        async def one(order: Order, products: Mapping[str, ProductRef]) -> ShopOrderRef | Exception:
-            async with gate:
-                try:
-                    return await self.create_order(order, products)
-                except Exception as exc:  # noqa: BLE001 - returned, the engine sorts it
-                    return exc
+        async def one(item: tuple[Order, Mapping[str, ProductRef]]) -> ShopOrderRef:
+            return await self.create_order(*item)
 
-        return list(await asyncio.gather(*(one(o, p) for o, p in items)))
+        return await map_bounded(one, items, limit=CREATE_CONCURRENCY)
 
     async def complete_order(self, order: Order, ref: ShopOrderRef) -> ShopOrderRef:
         """Finish an order that :meth:`find_order` found instead of creating it.
@@ -228,17 +223,11 @@ class ShopConnector(Connector):
         The default calls :meth:`cancel_order` for each, a few at a time; override it
         when the shop can cancel several in one request.
         """
-        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
-        async def one(ref: ShopOrderRef, order: Order) -> Exception | None:
-            async with gate:
-                try:
-                    await self.cancel_order(ref, order)
-                except Exception as exc:  # noqa: BLE001 - returned, the engine sorts it
-                    return exc
-                return None
+        async def one(item: tuple[ShopOrderRef, Order]) -> None:
+            await self.cancel_order(*item)
 
-        return list(await asyncio.gather(*(one(r, o) for r, o in items)))
+        return await map_bounded(one, items, limit=CREATE_CONCURRENCY)
 
     @abstractmethod
     async def changes_since(self, cursor: str | None) -> ShopChanges:

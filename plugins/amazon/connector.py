@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from engine.concurrency import map_bounded
 from engine.errors import (
     APIError,
     AuthError,
@@ -543,18 +544,14 @@ class AmazonConnector(MarketplaceConnector):
 
     async def _patch_quantities(self, quantities: dict[str, int]) -> list[ItemResult]:
         """One ``patchListingsItem`` per SKU, a few in flight (the limiter paces them)."""
-        gate = asyncio.Semaphore(PATCH_CONCURRENCY)
 
-        async def one(sku: str, quantity: int) -> ItemResult:
-            async with gate:
-                return await self._patch_quantity(sku, quantity)
+        async def one(pair: tuple[str, int]) -> ItemResult:
+            return await self._patch_quantity(*pair)
 
-        outcomes = await asyncio.gather(
-            *(one(s, q) for s, q in quantities.items()), return_exceptions=True
-        )
+        outcomes = await map_bounded(one, quantities.items(), limit=PATCH_CONCURRENCY)
         results = []
         for outcome in outcomes:
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, Exception):
                 # Still failing after the client's retries (429, 5xx, timeouts): the
                 # engine pushes the batch again at its next run, not as a rejection.
                 raise outcome
@@ -627,33 +624,31 @@ class AmazonConnector(MarketplaceConnector):
         for that channel (e.g. only fulfilled by Amazon), is left out; an entry without
         a quantity counts 0. Other errors raise, naming the SKU.
         """
-        gate = asyncio.Semaphore(PATCH_CONCURRENCY)
         channel = self.settings.fulfillment_channel_code
 
         async def one(sku: str) -> int | None:
-            async with gate:
-                try:
-                    item = await self.client.get_listings_item(sku, ["fulfillmentAvailability"])
-                except FatalAPIError as exc:
-                    if exc.status == 404:
-                        return None
-                    raise FatalAPIError(
-                        f"reading the listing of SKU {sku} failed: {exc.message}",
-                        platform="amazon",
-                        operation="getListingsItem",
-                        status=exc.status,
-                        code=exc.code,
-                    ) from None
+            try:
+                item = await self.client.get_listings_item(sku, ["fulfillmentAvailability"])
+            except FatalAPIError as exc:
+                if exc.status == 404:
+                    return None
+                raise FatalAPIError(
+                    f"reading the listing of SKU {sku} failed: {exc.message}",
+                    platform="amazon",
+                    operation="getListingsItem",
+                    status=exc.status,
+                    code=exc.code,
+                ) from None
             for entry in item.get("fulfillmentAvailability") or ():
                 if isinstance(entry, dict) and entry.get("fulfillmentChannelCode") == channel:
                     return int(entry.get("quantity") or 0)
             return None
 
         unique = list(dict.fromkeys(skus))
-        outcomes = await asyncio.gather(*(one(sku) for sku in unique), return_exceptions=True)
+        outcomes = await map_bounded(one, unique, limit=PATCH_CONCURRENCY)
         found: dict[str, int] = {}
         for sku, outcome in zip(unique, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, Exception):
                 raise outcome  # after every other read has ended, none left running
             if outcome is not None:
                 found[sku] = outcome
