@@ -48,6 +48,12 @@ async def run_shipments(ctx: SyncContext) -> FlowReport:
     confirmer: asyncio.Task[None] | None = None
     tried: set[int] = set()  # intents sent in this run: one that failed waits for the next
 
+    async def confirm_until_caught_up() -> None:
+        # Pages committed while a batch was being confirmed are the next batch: the
+        # confirmer does not sit idle until the shop's next page arrives.
+        while not ctx.stop.is_set() and await confirm_shipments(ctx, report, tried):
+            pass
+
     def confirm_while_reading() -> None:
         # Confirm what a page recorded while the next page is read (the marketplace's
         # rate limit, not the shop's pages, should set the pace); one task at a time,
@@ -56,7 +62,7 @@ async def run_shipments(ctx: SyncContext) -> FlowReport:
         if confirmer is not None and confirmer.done():
             confirmer.result()  # its error (e.g. LeaseLost) stops the run
         if confirmer is None or confirmer.done():
-            confirmer = asyncio.ensure_future(confirm_shipments(ctx, report, tried))
+            confirmer = asyncio.ensure_future(confirm_until_caught_up())
 
     try:
         await read_shop_changes(ctx, report, after_page=confirm_while_reading)
@@ -256,18 +262,20 @@ def _record_cancellation(ctx: SyncContext, cancellation: Cancellation, report: F
 
 async def confirm_shipments(
     ctx: SyncContext, report: FlowReport, tried: set[int] | None = None
-) -> None:
+) -> int:
     """Confirm the pending shipment intents; ``tried`` holds (and gets) the ids of those
-    already sent in this run, which are left for the next one."""
+    already sent in this run, which are left for the next one. Returns how many were
+    taken (0: none was pending)."""
     store, cid = ctx.store, ctx.cid
     pending = store.intents(cid, IntentKind.CONFIRM_SHIPMENT, IntentState.PENDING)
     if tried is not None:
         pending = [intent for intent in pending if intent.id not in tried]
         tried.update(intent.id for intent in pending)
     if not pending:
-        return
+        return 0
     allowed = await ctx.marketplace.allowed_carriers()
     await run_concurrently(ctx, pending, lambda intent: _confirm_one(ctx, intent, allowed, report))
+    return len(pending)
 
 
 async def _confirm_one(

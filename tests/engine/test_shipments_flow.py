@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from engine import hookimpl
@@ -8,6 +9,7 @@ from engine.models import OrderStatus
 from engine.state import IntentKind, IntentState, OrderState
 from engine.sync.carriers import map_carrier
 from tests.conftest import connection_data
+from tests.fakes import FakeMarketplace, FakeShop
 
 
 async def imported(make_engine, world, *order_ids, skus=None, **conn):
@@ -279,3 +281,44 @@ async def test_absurd_shipment_fields_never_reach_the_marketplace(make_engine, w
     await engine.run_flow("c1", "shipments")
     assert [c[1] for c in world.confirmations] == ["F-2", "F-3"]
     assert engine.store.get_order("c1", "A-1").state is OrderState.SHIPPED
+
+
+async def test_shipments_read_while_confirming_are_confirmed_before_the_next_page(
+    make_engine, world, monkeypatch
+):
+    """A page committed while the confirmer is busy is confirmed as soon as it is free,
+    not only once the shop's next page arrives (shop pages can be slow)."""
+    orders = [f"A-{n}" for n in range(9)]
+    engine = await imported(make_engine, world, *orders)
+    for oid in orders:
+        world.ship(oid)  # three pages of three
+    confirm, read = FakeMarketplace.confirm_shipment, FakeShop.changes_since
+    page_two_confirmed_before_page_three: list[bool] = []
+
+    async def slow_confirm(self, order, shipment, carrier_code):  # noqa: ANN001, ANN202
+        await asyncio.sleep(0.02)
+        await confirm(self, order, shipment, carrier_code)
+
+    async def until(condition, seconds: float) -> bool:  # noqa: ANN001
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not condition() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        return bool(condition())
+
+    async def paced_pages(self, cursor):  # noqa: ANN001, ANN202
+        page = (int(cursor or 0) - first) // world.page_size
+        if page == 1:  # page two: once the confirmer is busy with page one
+            await until(lambda: "mkt.confirm.before" in world.calls, 2.0)
+        if page == 2:  # page three: is page two confirmed meanwhile?
+            done = await until(lambda: len(world.confirmations) >= 6, 1.0)
+            page_two_confirmed_before_page_three.append(done)
+        return await read(self, cursor)
+
+    first = int(engine.store.get_cursor("c1", "shipments") or 0)
+    world.calls.clear()
+    monkeypatch.setattr(FakeMarketplace, "confirm_shipment", slow_confirm)
+    monkeypatch.setattr(FakeShop, "changes_since", paced_pages)
+    report = await engine.run_flow("c1", "shipments")
+    assert page_two_confirmed_before_page_three == [True]
+    assert report.counts["shipments confirmed"] == 9
+    assert sorted(c[0] for c in world.confirmations) == orders
