@@ -27,21 +27,21 @@ RESULTS = Path(__file__).with_name("results.json")
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
-        "throughput": {"orders": 10_000},
+        "throughput": {"orders": 10_000, "repeats": 3},
         "rate_limit": {"orders": 10_000, "shipments": 2000, "skus": 2500},
         "connections": {"connections": 1000, "speedup": 1.0, "duration": 330.0},
         "stock": {"skus": 100_000, "cycles": 3},
         "peer": {"orders": 2000},
     },
     "quick": {
-        "throughput": {"orders": 1000},
+        "throughput": {"orders": 1000, "repeats": 3},
         "rate_limit": {"orders": 2500, "shipments": 300, "skus": 500},
         "connections": {"connections": 100, "speedup": 10.0, "duration": 40.0},
         "stock": {"skus": 10_000, "cycles": 3},
         "peer": {"orders": 500},
     },
     "smoke": {
-        "throughput": {"orders": 30},
+        "throughput": {"orders": 30, "repeats": 2},
         "rate_limit": {"orders": 120, "shipments": 12, "skus": 21},
         "connections": {"connections": 3, "speedup": 100.0, "duration": 3.0},
         "stock": {"skus": 300, "cycles": 1},

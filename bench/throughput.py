@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.sims import UNLIMITED_SCALE, SimProcess, SimSpec
-from bench.wiring import Stopwatch, build_engine, connection, isolated, peak_rss_mb, run_engine
+from bench.wiring import (
+    Stopwatch,
+    build_engine,
+    connection,
+    isolated,
+    median,
+    peak_rss_mb,
+    run_engine,
+)
 
 CATALOGUE = 500
 
@@ -109,8 +117,24 @@ def measure(orders: int, profile: str | None = None) -> dict[str, Any]:
     }
 
 
-def run(orders: int) -> dict[str, Any]:
-    result: dict[str, Any] = isolated(measure, orders)
+def run(orders: int, repeats: int = 1) -> dict[str, Any]:
+    """``repeats`` imports, each in a fresh process with fresh simulators.
+
+    Orders/s and CPU ms per order are the samples' medians, peak RSS their largest:
+    on a shared machine one import can land on a busy moment (1.19 ms per order in
+    one full run, 0.70 to 0.83 in three runs alone just after). The other figures
+    are the median sample's; every sample is listed.
+    """
+    samples: list[dict[str, Any]] = [isolated(measure, orders) for _ in range(repeats)]
+    by_rate = sorted(samples, key=lambda s: s["orders_per_s"])
+    result = dict(by_rate[(len(by_rate) - 1) // 2])  # the lower middle of an even count
+    result["orders_per_s"] = median([s["orders_per_s"] for s in samples])
+    result["cpu_ms_per_order"] = median([s["cpu_ms_per_order"] for s in samples])
+    result["peak_rss_mb"] = max(s["peak_rss_mb"] for s in samples)
+    result["samples"] = [
+        {k: s[k] for k in ("orders_per_s", "cpu_ms_per_order", "peak_rss_mb", "wall_s")}
+        for s in samples
+    ]
     return result
 
 

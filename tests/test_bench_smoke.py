@@ -50,6 +50,11 @@ def test_smoke_run_reports_every_figure(tmp_path, monkeypatch) -> None:
         assert ratio is None or _number(ratio)  # None: the minimum is 0 (all within the burst)
         assert figures["done"] == figures["n"], step
     assert results["throughput"]["imported"] == results["throughput"]["orders"]
+    samples = results["throughput"]["samples"]
+    assert len(samples) == 2  # the smoke size repeats the import twice
+    rates = sorted(s["orders_per_s"] for s in samples)
+    assert results["throughput"]["orders_per_s"] == pytest.approx(sum(rates) / 2)
+    assert results["throughput"]["peak_rss_mb"] == max(s["peak_rss_mb"] for s in samples)
     assert results["stock"]["pushed"] == results["stock"]["changed"]
     assert set(results["targets"]) == set(bench_main.TARGETS)
     assert "throughput" in out.getvalue()
