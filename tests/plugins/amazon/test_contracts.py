@@ -204,14 +204,7 @@ async def test_simulator_error_answers_match_the_models() -> None:
     sim = AmazonSimulator(time_scale=1.0, seed=1)
     recorder = RecordingTransport(sim.transport())
     async with httpx.AsyncClient(transport=recorder, base_url="http://sim") as client:
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": sim.credentials.refresh_token,
-            "client_id": sim.credentials.client_id,
-            "client_secret": sim.credentials.client_secret,
-        }
-        token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
-        headers = {"x-amz-access-token": token}
+        headers = await token_headers(client, sim)
         await client.get("/orders/2026-01-01/orders?createdAfter=yesterday", headers=headers)
         await client.get("/orders/2026-01-01/orders/1", headers={"x-amz-access-token": "nope"})
         await client.get("/feeds/2021-06-30/feeds/404", headers=headers)

@@ -11,19 +11,13 @@ import pytest
 
 from plugins.amazon import simulator as simulator_module
 from plugins.amazon.simulator import AmazonSimulator
+from tests.plugins.amazon.conftest import token_headers
 
 
 @pytest.fixture
 async def http(sim: AmazonSimulator) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": sim.credentials.refresh_token,
-            "client_id": sim.credentials.client_id,
-            "client_secret": sim.credentials.client_secret,
-        }
-        token = (await client.post("/auth/o2/token", data=form)).json()["access_token"]
-        client.headers["x-amz-access-token"] = token
+        client.headers.update(await token_headers(client, sim))
         yield client
 
 
