@@ -12,7 +12,7 @@ from engine.models import CancelRequest, Order, Shipment, ShipmentLine, StockLev
 from plugins.amazon import feeds
 from plugins.amazon.connector import AmazonConnector
 from plugins.amazon.simulator import AmazonSimulator
-from tests.plugins.amazon.conftest import ConnectorFactory
+from tests.plugins.amazon.conftest import ConnectorFactory, token_headers
 from tests.plugins.amazon.contract import RecordingTransport
 
 
@@ -353,14 +353,7 @@ async def test_feeds_take_effect_without_being_polled() -> None:
     sim = AmazonSimulator(time_scale=1.0, feed_processing_seconds=60)
     order_id = sim.create_order({"A": 1})["orderId"]
     async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as http:
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": sim.credentials.refresh_token,
-            "client_id": sim.credentials.client_id,
-            "client_secret": sim.credentials.client_secret,
-        }
-        token = (await http.post("/auth/o2/token", data=form)).json()["access_token"]
-        headers = {"x-amz-access-token": token}
+        headers = await token_headers(http, sim)
         content_type = feeds.XML_CONTENT_TYPE
         document = (
             await http.post(

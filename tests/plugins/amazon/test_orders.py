@@ -14,7 +14,7 @@ from engine.interfaces import ConnectorContext
 from engine.models import Order, OrderStatus, RejectedOrder
 from plugins.amazon.connector import AmazonConnector
 from plugins.amazon.simulator import AmazonSimulator
-from tests.plugins.amazon.conftest import ConnectorFactory, read_orders, settings_for
+from tests.plugins.amazon.conftest import ConnectorFactory, read_orders, settings_for, token_headers
 from tests.plugins.amazon.contract import RecordingTransport
 from tests.plugins.amazon.virtual_time import run_virtual
 
@@ -201,15 +201,8 @@ def test_429_on_a_later_page_is_retried_and_no_page_is_lost() -> None:
         orders = connector.orders_updated(sim.now() - timedelta(hours=3), sim.now())
         got = [await anext(orders), await anext(orders)]
         async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as other:
-            form = {
-                "grant_type": "refresh_token",
-                "refresh_token": sim.credentials.refresh_token,
-                "client_id": sim.credentials.client_id,
-                "client_secret": sim.credentials.client_secret,
-            }
-            token = (await other.post("/auth/o2/token", data=form)).json()["access_token"]
+            headers = await token_headers(other, sim)
             query = {"lastUpdatedAfter": "2026-01-01T00:00:00Z"}
-            headers = {"x-amz-access-token": token}
             while (
                 await other.get("/orders/2026-01-01/orders", params=query, headers=headers)
             ).status_code != 429:
